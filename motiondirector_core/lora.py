@@ -1,0 +1,203 @@
+"""MotionDirector's LoRAs on a base model's UNet, through peft.
+
+An adapter has a name (e.g. "temporal", "spatial", "spatial_1") and a kind (spatial, temporal or
+coupled) that fixes where it goes: the family's `lora_targets`. Several adapters live in one UNet at
+once; `set_scales` picks which are active and with what strength, with no reload of the base model.
+A LoRA adds `scale * B(A(x))` with alpha = rank, so a scale of 1 is the trained update.
+"""
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
+
+from .errors import MotionDirectorError
+
+KINDS = ("spatial", "temporal", "coupled")
+A_SUFFIX, B_SUFFIX = ".lora_A.weight", ".lora_B.weight"
+
+
+@dataclass
+class LoraWeights:
+    """One adapter's weights in PEFT key form (`<module path>.lora_A.weight` / `.lora_B.weight`)."""
+
+    kind: str
+    state: dict[str, torch.Tensor]
+    metadata: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def rank(self) -> int:
+        return next(t.shape[0] for k, t in self.state.items() if k.endswith(A_SUFFIX))
+
+    @property
+    def alpha(self) -> float:
+        return float(self.metadata.get("alpha", self.rank))
+
+    @property
+    def modules(self) -> list[str]:
+        return [k[: -len(A_SUFFIX)] for k in self.state if k.endswith(A_SUFFIX)]
+
+
+def lora_layers(unet: torch.nn.Module):
+    for name, module in unet.named_modules():
+        if isinstance(module, LoraLayer):
+            yield name, module
+
+
+def adapter_names(unet: torch.nn.Module) -> list[str]:
+    return sorted(getattr(unet, "peft_config", {}) or {})
+
+
+def add_adapter(
+    unet: torch.nn.Module,
+    family,
+    name: str,
+    kind: str,
+    rank: int = 32,
+    alpha: float | None = None,
+    dropout: float = 0.0,
+) -> list[str]:
+    """Inject a fresh adapter (A ~ N(0, 1/r), B = 0) on the kind's target layers; returns those layer paths."""
+    if kind not in KINDS:
+        raise MotionDirectorError(f"LoRA kind {kind!r} is unknown: use one of {', '.join(KINDS)}.")
+    if rank < 1:
+        raise MotionDirectorError(f"LoRA rank must be at least 1, got {rank}.")
+    if name in adapter_names(unet):
+        raise MotionDirectorError(f"an adapter named {name!r} is already loaded: remove it first or pick another name.")
+    targets = family.lora_targets(unet, kind)
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha if alpha is not None else rank,
+        lora_dropout=dropout,
+        target_modules=targets,
+        init_lora_weights="gaussian",
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+        inject_adapter_in_model(config, unet, adapter_name=name)
+    unet.peft_config[name].motiondirector_kind = kind
+    set_scales(unet, {})
+    return targets
+
+
+def adapter_kind(unet: torch.nn.Module, name: str) -> str:
+    return unet.peft_config[name].motiondirector_kind
+
+
+def remove_adapter(unet: torch.nn.Module, name: str) -> None:
+    if name not in adapter_names(unet):
+        raise MotionDirectorError(f"no adapter named {name!r} is loaded (loaded: {adapter_names(unet) or 'none'}).")
+    active = {n: s for n, s in active_scales(unet).items() if n != name}
+    for _, layer in lora_layers(unet):
+        if name in layer.lora_A:
+            layer.delete_adapter(name)
+    del unet.peft_config[name]
+    set_scales(unet, active)
+
+
+def set_scales(unet: torch.nn.Module, scales: dict[str, float]) -> None:
+    """Activate exactly the adapters in `scales`, each with its scale; all others are off.
+
+    Leaves every adapter frozen: a trainer turns on gradients for what it trains.
+    """
+    unknown = set(scales) - set(adapter_names(unet))
+    if unknown:
+        raise MotionDirectorError(f"no adapter named {sorted(unknown)} is loaded (loaded: {adapter_names(unet)}).")
+    for _, layer in lora_layers(unet):
+        present = [n for n in scales if n in layer.lora_A]
+        layer.set_adapter(present)
+        for n in present:
+            layer.set_scale(n, scales[n])
+        for param in layer.lora_A.parameters():
+            param.requires_grad_(False)
+        for param in layer.lora_B.parameters():
+            param.requires_grad_(False)
+    unet._motiondirector_scales = dict(scales)
+
+
+def active_scales(unet: torch.nn.Module) -> dict[str, float]:
+    return dict(getattr(unet, "_motiondirector_scales", {}))
+
+
+def set_dropout(unet: torch.nn.Module, name: str, p: float) -> None:
+    """Dropout is for training only; sampling sets it to 0 so a LoRA acts the same wherever it came from."""
+    for _, layer in lora_layers(unet):
+        if name in layer.lora_dropout:
+            layer.lora_dropout[name] = torch.nn.Dropout(p) if p > 0 else torch.nn.Identity()
+
+
+def adapter_parameters(unet: torch.nn.Module, name: str) -> list[torch.nn.Parameter]:
+    params = []
+    for _, layer in lora_layers(unet):
+        if name in layer.lora_A:
+            params += [layer.lora_A[name].weight, layer.lora_B[name].weight]
+    return params
+
+
+def adapter_state(unet: torch.nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """The adapter's weights as PEFT keys, fp32 on the CPU (a copy)."""
+    state = {}
+    for path, layer in lora_layers(unet):
+        if name in layer.lora_A:
+            state[path + A_SUFFIX] = layer.lora_A[name].weight.detach().float().cpu().clone().contiguous()
+            state[path + B_SUFFIX] = layer.lora_B[name].weight.detach().float().cpu().clone().contiguous()
+    return state
+
+
+def check_fits(unet: torch.nn.Module, family, weights: LoraWeights) -> None:
+    """Every key names a target layer of the weights' kind, every A/B pair is whole and every shape fits."""
+    targets = set(family.lora_targets(unet, weights.kind))
+    layers = dict(unet.named_modules())
+    problems = []
+    for key, tensor in weights.state.items():
+        if key.endswith(A_SUFFIX):
+            path, other = key[: -len(A_SUFFIX)], key[: -len(A_SUFFIX)] + B_SUFFIX
+        elif key.endswith(B_SUFFIX):
+            path, other = key[: -len(B_SUFFIX)], None
+        else:
+            problems.append(f"{key}: not a LoRA key (expected '<layer>.lora_A.weight' or '.lora_B.weight')")
+            continue
+        if path not in targets:
+            problems.append(f"{key}: this model has no {weights.kind} LoRA layer '{path}'")
+            continue
+        layer = layers[path]
+        base = layer.get_base_layer() if isinstance(layer, LoraLayer) else layer
+        if other is not None:
+            if other not in weights.state:
+                problems.append(f"{path}: lora_A without its lora_B")
+                continue
+            rank = tensor.shape[0]
+            want_a, want_b = (rank, base.in_features), (base.out_features, rank)
+            got_b = tuple(weights.state[other].shape)
+            if tuple(tensor.shape) != want_a or got_b != want_b:
+                problems.append(
+                    f"{path}: shapes A{tuple(tensor.shape)} B{got_b}, the layer needs A{want_a} B{want_b}"
+                )
+        elif path + A_SUFFIX not in weights.state:
+            problems.append(f"{path}: lora_B without its lora_A")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise MotionDirectorError(
+            f"LoRA {weights.source or weights.kind} does not fit this {family.name} model: {shown}. "
+            f"Use a LoRA trained for this model family and size."
+        )
+
+
+def load_adapter(unet: torch.nn.Module, family, weights: LoraWeights, name: str) -> str:
+    """Add an adapter holding `weights` (checked first); layers the file does not cover stay at zero."""
+    check_fits(unet, family, weights)
+    add_adapter(unet, family, name, weights.kind, rank=weights.rank, alpha=weights.alpha)
+    layers = dict(lora_layers(unet))
+    with torch.no_grad():
+        for module_path in weights.modules:
+            layer = layers[module_path]
+            for suffix, sub in ((A_SUFFIX, layer.lora_A[name]), (B_SUFFIX, layer.lora_B[name])):
+                sub.weight.copy_(weights.state[module_path + suffix])
+        covered = set(weights.modules)
+        for path, layer in layers.items():
+            if name in layer.lora_B and path not in covered:
+                layer.lora_B[name].weight.zero_()
+    return name
