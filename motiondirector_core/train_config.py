@@ -1,0 +1,59 @@
+"""Every setting of a training run, with the method's defaults (METHOD.md)."""
+
+from dataclasses import dataclass, field
+
+TRAIN_MODES = ("both", "spatial", "temporal", "coupled")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass
+class ValidationConfig:
+    prompts: list[str] = field(default_factory=list)
+    every: int = 0  # steps between validation samples; 0 = none
+    frames: int | None = None  # None: the training frames / size
+    width: int | None = None
+    height: int | None = None
+    steps: int = 30
+    cfg: float = 12.0
+    spatial_scale: float = 0.0
+    temporal_scale: float = 1.0
+    noise_prior: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    model: str = ""
+    clips: list[str] = field(default_factory=list)
+    prompt: str = ""  # shared prompt; a clip's sidecar <name>.txt wins over it
+    output: str = "output/motiondirector/run"
+    train: str = "both"  # both | spatial | temporal | coupled
+    steps: int = 150
+    rank: int = 32
+    alpha: float | None = None  # None: = rank (no extra alpha/r factor)
+    dropout: float = 0.1
+    lr_spatial: float = 5e-4
+    lr_temporal: float = 5e-4
+    weight_decay: float | None = None  # None: 1e-2 for one video, 1e-4 for several videos or images
+    beta: float = 1.0  # appearance-debiased loss weight; 0 turns it off
+    spatial_skip_prob: float = 0.2  # share of steps without the spatial path
+    spatial_per_clip: bool = False  # several clips: one spatial LoRA per clip instead of one shared
+    hflip: float = 0.5  # images only: probability of a horizontal flip
+    width: int = 384
+    height: int = 384
+    frames: int = 16
+    stride: int = 1
+    fps: float | None = None
+    start: int = 0
+    random_start: bool = False
+    resize: str = "crop"  # crop | squash
+    repeat_short: bool = False
+    seed: int = 0
+    dtype: str = "fp32"  # frozen base weights
+    precision: str = "fp32"  # autocast for the forward passes: fp32 | fp16 | bf16
+    gradient_checkpointing: bool = False
+    optimizer: str = "adamw"  # adamw | adamw8bit
+    checkpoint_every: int = 50  # 0 = only the final weights
+    device: str | None = None
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    resume: str | None = None
