@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up the pinned environment and run every test. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_venv.sh
+. .venv/bin/activate
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export MD_TEST_THREADS="${MD_TEST_THREADS:-2}"
+python -m pytest "$@"
