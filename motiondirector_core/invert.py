@@ -1,0 +1,222 @@
+"""DDIM inversion of a reference clip and the noise prior built from it.
+
+MotionDirector starts sampling from `sqrt(p) * z_inv + sqrt(1 - p) * eps`, where `z_inv` is the
+reference clip's latents DDIM-inverted with the base model (no LoRA, empty prompt, no guidance).
+Inverted latents are kept in a small safetensors file, and cached by content so a clip is inverted once.
+"""
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from . import lora
+from .errors import Cancelled, MotionDirectorError
+from .files import atomic_path
+
+log = logging.getLogger(__name__)
+
+FORMAT = "motiondirector-noise"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class NoisePrior:
+    latents: torch.Tensor  # [1, C, F, h, w] float32 on the CPU: the inverted z_inv
+    source: str
+    steps: int
+    model: str
+    frames: int  # the reference's frame count and pixel size
+    width: int
+    height: int
+
+
+def prior_latents(reference) -> torch.Tensor:
+    """The z_inv tensor of a NoisePrior, or the tensor itself."""
+    return reference.latents if isinstance(reference, NoisePrior) else reference
+
+
+def inverse_scheduler(model):
+    from diffusers import DDIMInverseScheduler
+
+    from .sample import scheduler_from_config
+
+    spacing = model.scheduler_config.get("timestep_spacing", "leading")
+    # DDIMInverseScheduler knows only these two spacings; anything else inverts on the leading grid.
+    spacing = spacing if spacing in ("leading", "trailing") else "leading"
+    return scheduler_from_config(DDIMInverseScheduler, model.scheduler_config, timestep_spacing=spacing)
+
+
+@torch.no_grad()
+def ddim_invert(model, latents: torch.Tensor, steps: int = 50, prompt: str = "", on_step=None, should_cancel=None):
+    """Clean latents [1, C, F, h, w] -> z_inv, with the base model (every adapter off while it runs).
+
+    Each step mirrors one DDIM sampling step: sampling at timestep t uses eps(x_t, t) to go from the
+    noise level alphas_cumprod[t] down to alphas_cumprod[t - 1000/steps] (alphas_cumprod[0] below 0,
+    as set_alpha_to_one=False says); inversion at t uses eps(x_{t-1000/steps}, t) to go back up between
+    the same two levels, timesteps ascending. The only error left is eps(x_prev, t) ~ eps(x_t, t).
+    """
+    if latents.ndim != 5 or latents.shape[:2] != (1, model.latent_channels):
+        raise MotionDirectorError(
+            f"latents to invert must be shaped [1, {model.latent_channels}, F, h, w], got {list(latents.shape)}."
+        )
+    train_steps = int(model.scheduler_config.get("num_train_timesteps", 1000))
+    if not isinstance(steps, int) or not 1 <= steps <= train_steps:
+        raise MotionDirectorError(f"inversion steps must be a whole number from 1 to {train_steps}, got {steps!r}.")
+    scheduler = inverse_scheduler(model)
+    scheduler.set_timesteps(steps, device=model.device)
+    unet = model.unet
+    saved_scales, was_training = lora.active_scales(unet), unet.training
+    lora.set_scales(unet, {})
+    unet.eval()
+    try:
+        embeddings = model.encode_prompts([prompt]).to(model.device, model.dtype)
+        x = latents.to(model.device, torch.float32)
+        total = len(scheduler.timesteps)
+        for i, t in enumerate(scheduler.timesteps):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled(f"inversion cancelled at step {i}/{total}")
+            eps = unet(x.to(model.dtype), t, encoder_hidden_states=embeddings).sample.float()
+            x = scheduler.step(eps, t, x).prev_sample
+            if on_step is not None:
+                on_step(i + 1, total, x)
+    finally:
+        lora.set_scales(unet, saved_scales)
+        unet.train(was_training)
+    return x
+
+
+def fit_latents(z: torch.Tensor, frames: int, height: int, width: int) -> torch.Tensor:
+    """Fit z [1, C, F0, h0, w0] to `frames` frames of latent size height x width (pixels / VAE factor)."""
+    if z.ndim != 5:
+        raise MotionDirectorError(f"inverted latents must be shaped [1, C, F, h, w], got {list(z.shape)}.")
+    z = z.float()
+    target = (int(frames), int(height), int(width))
+    if tuple(z.shape[2:]) == target:
+        return z
+    if z.shape[2] == 1:
+        # A still image: its one inverted frame starts every frame.
+        z = z.expand(-1, -1, target[0], -1, -1).contiguous()
+        if tuple(z.shape[2:]) == target:
+            return z
+    dims = (0, 2, 3, 4)
+    mean, std = z.mean(dim=dims, keepdim=True), z.std(dim=dims, keepdim=True)
+    fitted = F.interpolate(z, size=target, mode="trilinear", align_corners=False)
+    # Interpolation averages neighbours, which shrinks the variance; sqrt(p) * z + sqrt(1 - p) * eps has unit
+    # variance only if z keeps the statistics of the inverted noise, so restore each channel's mean and std.
+    fitted_std = fitted.std(dim=dims, keepdim=True).clamp_min(1e-6)
+    return (fitted - fitted.mean(dim=dims, keepdim=True)) / fitted_std * std + mean
+
+
+def mix_noise_prior(eps: torch.Tensor, z_inv: torch.Tensor, p: float) -> torch.Tensor:
+    """sqrt(p) * z_inv + sqrt(1 - p) * eps (z_inv already fitted to eps's shape)."""
+    if not 0.0 <= p <= 1.0:
+        raise MotionDirectorError(f"noise prior strength must be from 0 to 1, got {p!r}.")
+    if z_inv.shape != eps.shape:
+        raise MotionDirectorError(
+            f"inverted latents {list(z_inv.shape)} do not match the noise {list(eps.shape)}: fit them first."
+        )
+    return math.sqrt(p) * z_inv.to(eps.device, eps.dtype) + math.sqrt(1.0 - p) * eps
+
+
+def save_noise(path: str | Path, prior: NoisePrior) -> Path:
+    path = Path(path)
+    metadata = dict(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        source=prior.source,
+        steps=prior.steps,
+        model=prior.model,
+        frames=prior.frames,
+        width=prior.width,
+        height=prior.height,
+    )
+    latents = prior.latents.detach().float().cpu().contiguous()
+    with atomic_path(path) as tmp:
+        save_file({"latents": latents}, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+    return path
+
+
+def load_noise(path: str | Path) -> NoisePrior:
+    path = Path(path)
+    if not path.is_file():
+        raise MotionDirectorError(f"noise file {path} does not exist: invert the reference clip first.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MotionDirectorError(
+            f"{path} is not a readable safetensors file ({exc}); invert the reference again."
+        ) from exc
+    latents = tensors.get("latents")
+    if metadata.get("format") != FORMAT or latents is None or latents.ndim != 5:
+        raise MotionDirectorError(
+            f"{path} is not a MotionDirector noise file (inverted reference latents): "
+            "pick a file made by Invert reference."
+        )
+    try:
+        return NoisePrior(
+            latents=latents.float(),
+            source=metadata.get("source", ""),
+            steps=int(metadata["steps"]),
+            model=metadata.get("model", ""),
+            frames=int(metadata["frames"]),
+            width=int(metadata["width"]),
+            height=int(metadata["height"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise MotionDirectorError(f"{path} has damaged metadata ({exc}): invert the reference again.") from exc
+
+
+def cache_key(model, frames: torch.Tensor, steps: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(str(tuple(frames.shape)).encode())
+    digest.update(frames.detach().float().cpu().contiguous().numpy().tobytes())
+    digest.update(f"|{Path(model.path).resolve()}|{model.name}|{model.dtype}|{steps}".encode())
+    return digest.hexdigest()
+
+
+def invert_frames(
+    model,
+    frames: torch.Tensor,
+    steps: int = 50,
+    source: str = "",
+    cache_dir: str | Path | None = None,
+    on_step=None,
+    should_cancel=None,
+) -> NoisePrior:
+    """Encode frames [F, H, W, 3] (0..1; F == 1 for a still image) and DDIM-invert them with the base model."""
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        shape = list(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise MotionDirectorError(f"frames to invert must be a tensor shaped [F, H, W, 3], got {shape}.")
+    cached = None
+    if cache_dir is not None:
+        cached = Path(cache_dir) / f"{cache_key(model, frames, steps)}.safetensors"
+        if cached.is_file():
+            try:
+                prior = load_noise(cached)
+                prior.source = source or prior.source
+                return prior
+            except MotionDirectorError as exc:
+                log.warning("ignoring a damaged inversion cache file: %s", exc)
+    latents = model.encode_frames(frames.float())
+    z_inv = ddim_invert(model, latents, steps=steps, on_step=on_step, should_cancel=should_cancel)
+    prior = NoisePrior(
+        latents=z_inv.float().cpu(),
+        source=source,
+        steps=steps,
+        model=model.name,
+        frames=int(frames.shape[0]),
+        width=int(frames.shape[2]),
+        height=int(frames.shape[1]),
+    )
+    if cached is not None:
+        save_noise(cached, prior)
+    return prior
