@@ -60,7 +60,10 @@ def add_adapter(
     alpha: float | None = None,
     dropout: float = 0.0,
 ) -> list[str]:
-    """Inject a fresh adapter (A ~ N(0, 1/r), B = 0) on the kind's target layers; returns those layer paths."""
+    """Inject a fresh adapter (A ~ N(0, 1/r), B = 0) on the kind's target layers; returns those layer paths.
+
+    The new adapter starts off; the adapters that were active keep their scales.
+    """
     if kind not in KINDS:
         raise MotionDirectorError(f"LoRA kind {kind!r} is unknown: use one of {', '.join(KINDS)}.")
     if rank < 1:
@@ -68,6 +71,7 @@ def add_adapter(
     if name in adapter_names(unet):
         raise MotionDirectorError(f"an adapter named {name!r} is already loaded: remove it first or pick another name.")
     targets = family.lora_targets(unet, kind)
+    active = active_scales(unet)
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha if alpha is not None else rank,
@@ -79,7 +83,7 @@ def add_adapter(
         warnings.filterwarnings("ignore", message="Already found a `peft_config`")
         inject_adapter_in_model(config, unet, adapter_name=name)
     unet.peft_config[name].motiondirector_kind = kind
-    set_scales(unet, {})
+    set_scales(unet, active)
     return targets
 
 
@@ -151,6 +155,8 @@ def check_fits(unet: torch.nn.Module, family, weights: LoraWeights) -> None:
     """Every key names a target layer of the weights' kind, every A/B pair is whole and every shape fits."""
     targets = set(family.lora_targets(unet, weights.kind))
     layers = dict(unet.named_modules())
+    # One adapter has one rank (that of its first lora_A): a layer with another rank cannot be loaded into it.
+    rank = next((t.shape[0] for k, t in weights.state.items() if k.endswith(A_SUFFIX) and t.ndim == 2), None)
     problems = []
     for key, tensor in weights.state.items():
         if key.endswith(A_SUFFIX):
@@ -169,7 +175,6 @@ def check_fits(unet: torch.nn.Module, family, weights: LoraWeights) -> None:
             if other not in weights.state:
                 problems.append(f"{path}: lora_A without its lora_B")
                 continue
-            rank = tensor.shape[0]
             want_a, want_b = (rank, base.in_features), (base.out_features, rank)
             got_b = tuple(weights.state[other].shape)
             if tuple(tensor.shape) != want_a or got_b != want_b:

@@ -1,16 +1,30 @@
-"""Our LoRA files: safetensors with PEFT-style keys and string metadata."""
+"""LoRA files: ours (safetensors with PEFT-style keys and string metadata) and every source a user may point at.
 
+`read_lora_source` takes one of our files, our checkpoint or run folder, a plain PEFT-keyed
+safetensors file, or the authors' released `.pt` files and folders (see legacy.py).
+"""
+
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from . import legacy
 from .errors import MotionDirectorError
 from .files import atomic_path
-from .lora import KINDS, LoraWeights
+from .lora import A_SUFFIX, B_SUFFIX, KINDS, LoraWeights
 
 FORMAT = "motiondirector-lora"
 FORMAT_VERSION = "1"
+# Our checkpoint folder: temporal.safetensors, spatial.safetensors or spatial_<i>.safetensors, coupled.safetensors.
+OUR_FILE = re.compile(r"(temporal|spatial|coupled)(?:_(\d+))?\.safetensors")
+OUR_CHECKPOINT_DIR = re.compile(r"checkpoint-(\d+)")
+FILE_ORDER = {"temporal": 0, "spatial": 1, "coupled": 2}  # the order sources list their LoRAs in
+LEGACY_SUFFIXES = (".pt", ".pth", ".bin")
+# Prefixes that other PEFT / diffusers writers put before the UNet module path.
+KEY_PREFIXES = ("base_model.model.", "unet.")
 
 
 def save_lora(path: str | Path, weights: LoraWeights, **metadata) -> Path:
@@ -25,8 +39,34 @@ def save_lora(path: str | Path, weights: LoraWeights, **metadata) -> Path:
     return path
 
 
+def infer_kind(module_paths, source: str = "the LoRA") -> str:
+    """spatial / temporal / coupled from UNet module paths (temp_attentions, transformer_in vs attentions)."""
+    kinds = set()
+    for path in module_paths:
+        parts = path.split(".")
+        if parts[0] == "transformer_in" or "temp_attentions" in parts:
+            kinds.add("temporal")
+        elif "attentions" in parts:
+            kinds.add("spatial")
+        else:
+            raise MotionDirectorError(
+                f"{source} adapts {path}, which is in neither a spatial nor a temporal transformer of the UNet: "
+                f"it is not a MotionDirector LoRA."
+            )
+    if not kinds:
+        raise MotionDirectorError(f"{source} holds no LoRA weights.")
+    return kinds.pop() if len(kinds) == 1 else "coupled"
+
+
+def _strip_prefix(key: str) -> str:
+    for prefix in KEY_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
+
+
 def read_lora(path: str | Path) -> LoraWeights:
-    """Read one of our LoRA files (kind and rank from its metadata)."""
+    """Read one of our LoRA files, or a PEFT-keyed safetensors file (kind then inferred from its layers)."""
     path = Path(path)
     if not path.is_file():
         raise MotionDirectorError(f"LoRA file {path} does not exist.")
@@ -35,12 +75,116 @@ def read_lora(path: str | Path) -> LoraWeights:
             metadata = dict(handle.metadata() or {})
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise MotionDirectorError(f"{path} is not a readable safetensors file ({exc}); re-save or re-download it.") from exc
+        raise MotionDirectorError(
+            f"{path} is not a readable safetensors file ({exc}); re-save or re-download it."
+        ) from exc
+    if not state:
+        raise MotionDirectorError(f"{path} holds no LoRA weights.")
     kind = metadata.get("kind")
-    if kind not in KINDS:
+    if kind is None:
+        state = {_strip_prefix(k): v for k, v in state.items()}
+        odd = [k for k in state if not (k.endswith(A_SUFFIX) or k.endswith(B_SUFFIX))]
+        if odd:
+            raise MotionDirectorError(
+                f"{path} is not a LoRA in PEFT form: key {odd[0]!r} is not '<layer>.lora_A.weight' or "
+                f"'<layer>.lora_B.weight'. Convert it, or use one of our LoRA files."
+            )
+        modules = [k[: -len(A_SUFFIX)] for k in state if k.endswith(A_SUFFIX)]
+        kind = infer_kind(modules or [k[: -len(B_SUFFIX)] for k in state], str(path))
+    elif kind not in KINDS:
         raise MotionDirectorError(
             f"{path} has no MotionDirector kind in its metadata (found {kind!r}): expected one of {', '.join(KINDS)}."
         )
-    if not state:
-        raise MotionDirectorError(f"{path} holds no LoRA weights.")
     return LoraWeights(kind=kind, state=state, metadata=metadata, source=str(path))
+
+
+def _our_files(folder: Path) -> list[Path]:
+    """Our LoRA files in a checkpoint folder: temporal, spatial (shared, then per clip by index), coupled."""
+    found = []
+    for child in folder.iterdir():
+        match = OUR_FILE.fullmatch(child.name)
+        if match and child.is_file():
+            base, index = match.groups()
+            found.append((FILE_ORDER[base], -1 if index is None else int(index), child))
+    return [path for *_, path in sorted(found)]
+
+
+def _our_checkpoint(folder: Path) -> Path | None:
+    """The folder of our run (or checkpoint) to read: itself, `final/`, else the highest `checkpoint-<N>/`."""
+    if _our_files(folder):
+        return folder
+    if (folder / "final").is_dir() and _our_files(folder / "final"):
+        return folder / "final"
+    numbered = sorted(
+        (int(match.group(1)), child)
+        for child in folder.iterdir()
+        if child.is_dir() and (match := OUR_CHECKPOINT_DIR.fullmatch(child.name))
+    )
+    for _, child in reversed(numbered):
+        if _our_files(child):
+            return child
+    return None
+
+
+def _describe(weights: list[LoraWeights]) -> str:
+    counts = {k: sum(w.kind == k for w in weights) for k in FILE_ORDER}
+    parts = [f"{n} {k} LoRA{'s' if n > 1 else ''}" if n > 1 else f"a {k} LoRA" for k, n in counts.items() if n]
+    return " and ".join(parts)
+
+
+def _read_legacy(path: Path, kind: str | None, unet_config: Mapping) -> list[LoraWeights]:
+    hint = kind if kind in legacy.LEGACY_KINDS and legacy.kind_from_path(path) is None else None
+    return legacy.read_legacy_file(path, hint, unet_config)
+
+
+def _read_all(path: Path, kind: str | None, unet_config: Mapping) -> list[LoraWeights]:
+    if path.is_file():
+        if path.suffix == ".safetensors":
+            return [read_lora(path)]
+        if path.suffix in LEGACY_SUFFIXES:
+            return _read_legacy(path, kind, unet_config)
+        raise MotionDirectorError(
+            f"{path} is neither a .safetensors LoRA nor one of the authors' .pt LoRA files: point at one of those, "
+            f"or at a checkpoint or run folder."
+        )
+    ours = _our_checkpoint(path)
+    if ours is not None:
+        return [read_lora(file) for file in _our_files(ours)]
+    theirs = legacy.find_legacy_files(path)
+    if theirs:
+        return [w for k in FILE_ORDER if k in theirs for w in legacy.read_legacy_file(theirs[k], k, unet_config)]
+    raise MotionDirectorError(
+        f"{path} holds no LoRA: expected temporal.safetensors / spatial.safetensors (or spatial_<i>, coupled), a run "
+        f"folder with final/ or checkpoint-<N>/, or the authors' checkpoint-<N>/{{spatial,temporal}}/lora/*unet*.pt."
+    )
+
+
+def read_lora_source(
+    path: str | Path, kind: str | None = None, unet_config: Mapping | None = None
+) -> list[LoraWeights]:
+    """Every LoRA that `path` holds (file, checkpoint folder or run folder, ours or the authors'), of `kind` if given.
+
+    `unet_config` maps the authors' unkeyed `.pt` files onto module paths; it defaults to the
+    ModelScope / ZeroScope UNet that their released weights were trained on.
+    """
+    path = Path(path).expanduser()
+    if kind is not None and kind not in KINDS:
+        raise MotionDirectorError(f"LoRA kind {kind!r} is unknown: use one of {', '.join(KINDS)}.")
+    if not path.exists():
+        raise MotionDirectorError(
+            f"LoRA source {path} does not exist: point at a LoRA file or a checkpoint or run folder."
+        )
+    if unet_config is None:
+        from .models import FAMILIES
+
+        unet_config = FAMILIES["modelscope"].zeroscope_unet_config
+    weights = _read_all(path, kind, unet_config)
+    if kind is None:
+        return weights
+    selected = [w for w in weights if w.kind == kind]
+    if not selected:
+        raise MotionDirectorError(
+            f"{path} holds {_describe(weights)}, not a {kind} LoRA: point at a source that holds one "
+            f"(e.g. a temporal LoRA for motion, a spatial LoRA for appearance)."
+        )
+    return selected

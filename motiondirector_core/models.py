@@ -195,6 +195,7 @@ class ModelScopeFamily(ModelFamily):
         """Full module paths of the Linear layers that the spatial or temporal LoRA adapts, in registration order."""
         from diffusers.models.transformers.transformer_2d import Transformer2DModel
         from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
+        from peft.tuners.lora import LoraLayer
 
         if kind == "spatial":
             parent_type, suffixes = Transformer2DModel, self.spatial_linears
@@ -209,6 +210,9 @@ class ModelScopeFamily(ModelFamily):
             if not isinstance(parent, parent_type):
                 continue
             for child_name, child in parent.named_modules():
+                # A layer that already holds an adapter is a peft wrapper around the Linear: still a target.
+                if isinstance(child, LoraLayer):
+                    child = child.get_base_layer()
                 if isinstance(child, torch.nn.Linear) and any(
                     child_name == s or child_name.endswith("." + s) for s in suffixes
                 ):
