@@ -1,0 +1,370 @@
+"""The command line: `python -m motiondirector_core {train,generate,invert,sweep} ...`.
+
+Other tools script against it: a MotionDirectorError prints `error: <message>` on stderr and exits 2
+(as argparse usage errors do), a cancel (Ctrl-C) exits 130, anything else is a bug with its traceback.
+Heavy modules (torch, diffusers) are imported only once a command runs, so `--help` is instant.
+"""
+
+import argparse
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+
+from . import __version__
+from .errors import Cancelled, MotionDirectorError
+
+# The names in sample.SCHEDULERS (a test keeps them equal), listed here so that --help needs no torch.
+SCHEDULER_NAMES = ("ddim", "dpm++2m", "euler", "euler_a", "unipc")
+PRECISIONS = ("fp32", "fp16", "bf16")
+TRAIN_MODES = ("both", "spatial", "temporal", "coupled")
+
+
+class CancelOnInterrupt:
+    """While active, the first Ctrl-C asks the running job to stop cleanly; a second one aborts at once."""
+
+    def __init__(self, what: str = "the job"):
+        self.what, self.requested, self._previous = what, False, None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\nstopping {self.what} at the next step (Ctrl-C again to abort at once)...",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def resolve_device(text: str | None):
+    """--device as a torch.device (None: the default device), checked so that a typo is a user error."""
+    import torch
+
+    from .models import default_device
+
+    if not text:
+        return default_device()
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise MotionDirectorError(f"--device {text!r} is not a torch device: use e.g. cuda, cuda:0 or cpu.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MotionDirectorError(f"--device {text}: no CUDA GPU is available here; use --device cpu.")
+    return device
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+# ---- train ---------------------------------------------------------------------------------------
+
+TRAIN_OVERRIDES = (
+    "model", "clips", "prompt", "output", "train", "steps", "rank", "alpha", "dropout", "lr_spatial",
+    "lr_temporal", "weight_decay", "beta", "spatial_per_clip", "width", "height", "frames", "stride", "fps",
+    "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "optimizer", "checkpoint_every",
+    "device", "resume", "validation_prompts", "validation_every",
+)
+
+
+def train_config_from_args(args):
+    """The config file (if any) with every flag that was given laid over it."""
+    from .config import apply_overrides, load_config
+    from .train_config import TrainConfig
+
+    config = load_config(args.config) if args.config else TrainConfig()
+    overrides = {name: getattr(args, name) for name in TRAIN_OVERRIDES}
+    if args.lr is not None:
+        overrides["lr_spatial"] = overrides["lr_spatial"] if args.lr_spatial is not None else args.lr
+        overrides["lr_temporal"] = overrides["lr_temporal"] if args.lr_temporal is not None else args.lr
+    config = apply_overrides(config, "command line", **overrides)
+    if not config.model:
+        raise MotionDirectorError(
+            "no model given: pass --model DIR (a diffusers text-to-video folder) or set 'model' in --config."
+        )
+    if not config.clips:
+        raise MotionDirectorError(
+            "no clips given: pass --clips PATH [PATH ...] (videos, images or folders) or set 'clips' in --config."
+        )
+    return config
+
+
+def sampling_for(config):
+    from .clips import FrameSampling
+
+    return FrameSampling(
+        frames=config.frames, stride=config.stride, fps=config.fps, start=config.start,
+        random_start=config.random_start, width=config.width, height=config.height, resize=config.resize,
+        repeat_short=config.repeat_short, seed=config.seed,
+    )
+
+
+class StepPrinter:
+    """One line every `every` steps (and the first and last): step, losses, seconds per step, time left."""
+
+    def __init__(self, every: int):
+        self.every, self.window = max(1, every), []
+
+    def __call__(self, info) -> None:
+        self.window.append(info.seconds)
+        if info.step % self.every and info.step not in (1, info.total):
+            return
+        per_step = sum(self.window) / len(self.window)
+        self.window = []
+        losses = "  ".join(f"{name} {value:.4f}" for name, value in info.losses.items())
+        left = format_duration(per_step * (info.total - info.step))
+        print(f"step {info.step}/{info.total}  {losses}  {per_step:.2f} s/step  left {left}", flush=True)
+
+
+def run_train(args) -> None:
+    from .clips import read_clips
+    from .models import find_family, load_model
+    from .train import TrainCallbacks, train
+
+    config = train_config_from_args(args)
+    find_family(config.model)  # a wrong model path fails before the clips are decoded
+    clips = read_clips(config.clips, sampling_for(config), config.prompt or None)
+    print(f"{len(clips)} clip(s): {', '.join(c.source for c in clips[:4])}{' ...' if len(clips) > 4 else ''}")
+    model = load_model(config.model, dtype=config.dtype, device=resolve_device(config.device))
+    every = args.log_every or max(1, min(10, config.steps // 10))
+    with CancelOnInterrupt("training") as cancel:
+        callbacks = TrainCallbacks(
+            on_step=StepPrinter(every),
+            on_checkpoint=lambda step, folder: print(f"saved step {step}: {folder}", flush=True),
+            should_cancel=cancel,
+        )
+        result = train(model, clips, config, callbacks)
+    print(f"done: {result.steps} steps in {result.output}")
+    for name, path in result.files.items():
+        print(f"  {name}: {path}")
+    flag = "--temporal-lora" if {"temporal", "coupled"} & set(result.files) else "--spatial-lora"
+    print("generate with: " + shlex.join(["python", "-m", "motiondirector_core", "generate", "--model", config.model,
+                                          flag, str(result.final), "--prompt", "...", "--out", "video.mp4"]))
+
+
+# ---- invert --------------------------------------------------------------------------------------
+
+
+def run_invert(args) -> None:
+    from .cli_inference import invert_reference, load_base
+    from .invert import save_noise
+
+    if not args.out.lower().endswith(".safetensors"):
+        raise MotionDirectorError(f"--out {args.out} must end in .safetensors (inverted latents are safetensors).")
+    model = load_base(args)
+    with CancelOnInterrupt("the inversion") as cancel:
+        prior = invert_reference(model, args.clip, args.frames, args.width, args.height, args.steps,
+                                 cache_dir=None, should_cancel=cancel, stride=args.stride)
+    save_noise(args.out, prior)
+    size = f"{prior.frames} frames, {prior.width}x{prior.height}, {prior.steps} steps"
+    print(f"inverted {args.clip} ({size}): {args.out}")
+
+
+# ---- the parser ----------------------------------------------------------------------------------
+
+
+def _add_verbose(parser) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="log more (-v: progress details, -vv: debug)")
+
+
+def _add_runtime(parser, dtype_help: str) -> None:
+    parser.add_argument("--dtype", choices=PRECISIONS, help=dtype_help)
+    parser.add_argument("--device", help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available)")
+
+
+def _add_sampling(parser) -> None:
+    group = parser.add_argument_group("sampling")
+    add = group.add_argument
+    add("--negative-prompt", metavar="TEXT", default="", help="negative prompt (default: empty, as the method)")
+    add("--frames", type=int, metavar="N", default=16, help="frames to generate (default 16)")
+    add("--width", type=int, metavar="N", default=384, help="width in pixels, a multiple of 8 (default 384)")
+    add("--height", type=int, metavar="N", default=384, help="height in pixels, a multiple of 8 (default 384)")
+    add("--steps", type=int, metavar="N", default=30, help="denoising steps (default 30)")
+    add("--cfg", type=float, metavar="X", default=12.0, help="classifier-free guidance scale (default 12)")
+    add("--scheduler", metavar="NAME", default="ddim", help=f"one of {', '.join(SCHEDULER_NAMES)} (default ddim)")
+    add("--fps", type=float, metavar="X", default=8.0, help="frame rate of the written video (default 8)")
+    add("--reference", metavar="CLIP_OR_NOISE",
+        help="noise prior source: a video/image (DDIM-inverted, cached) or a saved noise .safetensors")
+    add("--noise-prior", type=float, metavar="P",
+        help="noise prior strength 0..1 (needs --reference; default 0.5 with one)")
+    add("--inversion-steps", type=int, metavar="N", default=50,
+        help="DDIM inversion steps for --reference (default 50)")
+    add("--inversion-cache", metavar="DIR",
+        help="where inverted references are cached (default ~/.cache/motiondirector/inversions)")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train MotionDirector LoRAs on reference clips",
+                       description="Train spatial (appearance) and temporal (motion) LoRAs. Every flag overrides "
+                                   "the --config file; without one, --model, --clips and --output are needed.")
+    _add_verbose(p)
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML config: ours (TrainConfig keys) or the reference repo's")
+    p.add_argument("--model", metavar="DIR", help="diffusers text-to-video model folder (e.g. zeroscope_v2_576w)")
+    p.add_argument("--clips", nargs="+", metavar="PATH", help="videos, images or folders of them")
+    p.add_argument("--prompt", metavar="TEXT", help="prompt describing the clips (a <clip>.txt beside a clip wins)")
+    p.add_argument("--steps", type=int, metavar="N", help="training steps (default 150)")
+    p.add_argument("--output", metavar="DIR", help="run folder for checkpoints and the final LoRAs")
+    p.add_argument("--train", choices=TRAIN_MODES, help="what to train (default both)")
+    p.add_argument("--rank", type=int, metavar="N", help="LoRA rank (default 32)")
+    p.add_argument("--alpha", type=float, metavar="X", help="LoRA alpha (default: = rank)")
+    p.add_argument("--dropout", type=float, metavar="X", help="LoRA dropout while training (default 0.1)")
+    p.add_argument("--width", type=int, metavar="N", help="training width (default 384)")
+    p.add_argument("--height", type=int, metavar="N", help="training height (default 384)")
+    p.add_argument("--frames", type=int, metavar="N", help="frames per clip (default 16)")
+    p.add_argument("--stride", type=int, metavar="N", help="take every stride-th frame (default 1)")
+    p.add_argument("--fps", type=float, metavar="X", help="sample frames at this rate instead of by stride")
+    p.add_argument("--start", type=int, metavar="N", help="first frame to take (default 0)")
+    p.add_argument("--resize", choices=("crop", "squash"), help="fit frames by center crop or by stretching")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
+    p.add_argument("--resume", metavar="CHECKPOINT_DIR", help="continue a run from one of its checkpoint folders")
+    p.add_argument("--lr", type=float, metavar="X", help="learning rate of both LoRAs (default 5e-4)")
+    p.add_argument("--lr-spatial", type=float, metavar="X", help="learning rate of the spatial LoRA")
+    p.add_argument("--lr-temporal", type=float, metavar="X", help="learning rate of the temporal LoRA")
+    p.add_argument("--weight-decay", type=float, metavar="X",
+                   help="AdamW weight decay (default 1e-2 one video, 1e-4 several)")
+    p.add_argument("--beta", type=float, metavar="X", help="appearance-debiased loss weight (default 1, 0 = off)")
+    p.add_argument("--spatial-per-clip", action=argparse.BooleanOptionalAction, default=None,
+                   help="several clips: one spatial LoRA per clip instead of one shared")
+    p.add_argument("--precision", choices=PRECISIONS, help="autocast precision of the forward passes (default fp32)")
+    p.add_argument("--optimizer", choices=("adamw", "adamw8bit"), help="optimizer (default adamw)")
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="trade speed for memory")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="steps between checkpoints (default 50, 0 = final only)")
+    p.add_argument("--validation-prompt", dest="validation_prompts", action="append", metavar="TEXT",
+                   help="validation prompt (repeat the flag for several)")
+    p.add_argument("--validation-every", type=int, metavar="N", help="steps between validation samples (0 = none)")
+    p.add_argument("--log-every", type=int, metavar="N", help="print a progress line every N steps")
+    _add_runtime(p, "dtype of the frozen base weights (default fp32)")
+    p.set_defaults(run=run_train)
+
+
+def run_generate(args) -> None:
+    from .cli_inference import generate_command
+
+    generate_command(args)
+
+
+def run_sweep(args) -> None:
+    from .cli_inference import sweep_command
+
+    sweep_command(args)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="generate a video with motion (temporal) and appearance (spatial) LoRAs",
+                       description="Generate one video; FILE.json beside it records every setting used.")
+    _add_verbose(p)
+    p.add_argument("--model", metavar="DIR", required=True, help="diffusers text-to-video model folder")
+    p.add_argument("--prompt", metavar="TEXT", required=True, help="what to generate")
+    p.add_argument("--out", required=True, metavar="FILE.mp4", help="video to write (.mp4, .webm, .mov, .mkv, .gif)")
+    p.add_argument("--temporal-lora", metavar="PATH",
+                   help="motion LoRA: our file, a checkpoint or run folder, or the authors' .pt file or folder")
+    p.add_argument("--temporal-scale", type=float, metavar="X", default=1.0,
+                   help="strength of the motion LoRA (default 1)")
+    p.add_argument("--spatial-lora", nargs="+", default=[], metavar="PATH", help="appearance LoRA source(s)")
+    p.add_argument("--spatial-scale", nargs="+", type=float, default=[1.0], metavar="Y",
+                   help="strength of each spatial LoRA, or one for all (default 1)")
+    p.add_argument("--spatial-clip", type=int, metavar="N", default=0,
+                   help="for sources with one spatial LoRA per training clip: which clip's (default 0)")
+    p.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
+    _add_sampling(p)
+    _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")
+    p.set_defaults(run=run_generate)
+
+
+def _add_invert(sub) -> None:
+    p = sub.add_parser("invert", help="DDIM-invert a reference clip into a noise prior file",
+                       description="DDIM-invert a clip with the base model (no LoRA, empty prompt, no guidance).")
+    _add_verbose(p)
+    p.add_argument("--model", metavar="DIR", required=True, help="diffusers text-to-video model folder")
+    p.add_argument("--clip", metavar="PATH", required=True, help="reference video or image")
+    p.add_argument("--out", required=True, metavar="NOISE.safetensors", help="noise file to write")
+    p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM inversion steps (default 50)")
+    p.add_argument("--frames", type=int, metavar="N", default=16, help="frames to take from the clip (default 16)")
+    p.add_argument("--stride", type=int, metavar="N", default=1, help="take every stride-th frame (default 1)")
+    p.add_argument("--width", type=int, metavar="N", default=384, help="width in pixels (default 384)")
+    p.add_argument("--height", type=int, metavar="N", default=384, help="height in pixels (default 384)")
+    _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")
+    p.set_defaults(run=run_invert)
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="a grid of videos: prompts x LoRA scales x seeds",
+                       description="Generate every prompt x temporal scale x spatial scale x seed into --out, "
+                                   "each video with its settings JSON, plus index.json and index.csv.")
+    _add_verbose(p)
+    p.add_argument("--model", metavar="DIR", required=True, help="diffusers text-to-video model folder")
+    p.add_argument("--prompts", required=True, metavar="FILE", help="text file, one prompt per line (# comments)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the videos and the index")
+    p.add_argument("--temporal-lora", metavar="PATH", help="motion LoRA source")
+    p.add_argument("--spatial-lora", metavar="PATH", help="appearance LoRA source")
+    p.add_argument("--spatial-clip", type=int, metavar="N", default=0,
+                   help="which clip's spatial LoRA, for per-clip sources")
+    p.add_argument("--temporal-scales", nargs="+", type=float, default=[1.0], metavar="X", help="default: 1")
+    p.add_argument("--spatial-scales", nargs="+", type=float, metavar="Y",
+                   help="default: 1 with --spatial-lora, else 0")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="default: 0")
+    _add_sampling(p)
+    _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")
+    p.set_defaults(run=run_sweep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m motiondirector_core",
+        description="MotionDirector: customize the motion of text-to-video models with spatial and temporal LoRAs.",
+    )
+    parser.add_argument("--version", action="version", version=f"motiondirector_core {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v, -vv)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,invert,sweep}")
+    _add_train(sub)
+    _add_generate(sub)
+    _add_invert(sub)
+    _add_sweep(sub)
+    return parser
+
+
+def configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if verbose <= 0:  # the hub libraries' weight-loading bars; read when they are first imported
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("motiondirector_core").setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    started = time.perf_counter()
+    try:
+        args.run(args)
+    except Cancelled as exc:
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return 130
+    except MotionDirectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted.", file=sys.stderr)
+        return 130
+    logging.getLogger(__name__).info("%s took %s", args.command, format_duration(time.perf_counter() - started))
+    return 0
