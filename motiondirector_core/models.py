@@ -75,7 +75,7 @@ class BaseModel:
         limit = self.max_prompt_tokens
         tokens = self.tokenizer(prompts, padding="max_length", max_length=limit, truncation=True, return_tensors="pt")
         for prompt in prompts:
-            n = len(self.tokenizer(prompt, truncation=False).input_ids)
+            n = len(self.tokenizer(prompt, truncation=False, verbose=False).input_ids)
             if n > limit:
                 warnings.warn(f"Prompt is {n} tokens, the text encoder reads {limit}; cut to: {prompt[:60]!r}...")
         device = next(self.text_encoder.parameters()).device
