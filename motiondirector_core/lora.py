@@ -6,6 +6,7 @@ once; `set_scales` picks which are active and with what strength, with no reload
 A LoRA adds `scale * B(A(x))` with alpha = rank, so a scale of 1 is the trained update.
 """
 
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ class LoraWeights:
     state: dict[str, torch.Tensor]
     metadata: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    _fingerprint: str = field(default="", compare=False, repr=False)
 
     @property
     def rank(self) -> int:
@@ -39,6 +41,16 @@ class LoraWeights:
     @property
     def modules(self) -> list[str]:
         return [k[: -len(A_SUFFIX)] for k in self.state if k.endswith(A_SUFFIX)]
+
+    def fingerprint(self) -> str:
+        """A hash of kind, alpha and weights (computed once): equal content, equal fingerprint."""
+        if not self._fingerprint:
+            digest = hashlib.sha256(f"{self.kind}:{self.alpha}".encode())
+            for key in sorted(self.state):
+                digest.update(key.encode())
+                digest.update(self.state[key].detach().float().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
 
 
 def lora_layers(unet: torch.nn.Module):
