@@ -72,3 +72,11 @@ def test_appearance_index_out_of_range(tiny_model, loras):
 def test_an_empty_set_cannot_be_applied(tiny_model):
     with pytest.raises(MotionDirectorError, match="no LoRA to apply"):
         Pipeline(tiny_model).with_loras(LoraSet((), "empty"))
+
+
+def test_latent_preview_is_an_image():
+    from motiondirector_core.preview import latents_to_rgb
+
+    image = latents_to_rgb(torch.randn(4, 5, 6))
+    assert image.shape == (40, 48, 3) and 0 <= image.min() and image.max() <= 1
+    assert latents_to_rgb(torch.randn(8, 2, 2), upscale=1).shape == (2, 2, 3)
