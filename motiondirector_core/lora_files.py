@@ -109,8 +109,11 @@ def _our_files(folder: Path) -> list[Path]:
     return [path for *_, path in sorted(found)]
 
 
-def _our_checkpoint(folder: Path) -> Path | None:
+def latest_checkpoint(folder: Path) -> Path | None:
     """The folder of our run (or checkpoint) to read: itself, `final/`, else the highest `checkpoint-<N>/`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
     if _our_files(folder):
         return folder
     if (folder / "final").is_dir() and _our_files(folder / "final"):
@@ -147,7 +150,7 @@ def _read_all(path: Path, kind: str | None, unet_config: Mapping) -> list[LoraWe
             f"{path} is neither a .safetensors LoRA nor one of the authors' .pt LoRA files: point at one of those, "
             f"or at a checkpoint or run folder."
         )
-    ours = _our_checkpoint(path)
+    ours = latest_checkpoint(path)
     if ours is not None:
         return [read_lora(file) for file in _our_files(ours)]
     theirs = legacy.find_legacy_files(path)

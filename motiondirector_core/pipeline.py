@@ -67,12 +67,19 @@ class Pipeline:
             raise MotionDirectorError(f"{lora_set.describe()}: there is no LoRA to apply.")
         return Pipeline(self.model, self.stack + tuple(added))
 
+    def adapter_name(self, entry: StackEntry) -> str:
+        return ADAPTER_PREFIX + entry.weights.fingerprint()
+
+    def adapters_of(self, *kinds: str) -> list[str]:
+        """Names (as activate() loads them) of the stack's LoRAs of these kinds, in stack order, once each."""
+        return list(dict.fromkeys(self.adapter_name(e) for e in self.stack if e.weights.kind in kinds))
+
     def activate(self) -> dict[str, float]:
         """Make the shared UNet match this stack; returns the active adapter names and scales."""
         unet, family = self.model.unet, self.model.family
         wanted: dict[str, float] = {}
         for entry in self.stack:
-            name = ADAPTER_PREFIX + entry.weights.fingerprint()
+            name = self.adapter_name(entry)
             if name not in adapter_names(unet):
                 load_adapter(unet, family, entry.weights, name)
                 set_dropout(unet, name, 0.0)

@@ -1,0 +1,80 @@
+"""Where models and LoRAs live: ComfyUI's diffusers folder and the pack's registered `motiondirector` folder."""
+
+import os
+from pathlib import Path
+
+import folder_paths
+
+from ..motiondirector_core.errors import MotionDirectorError
+
+FOLDER = "motiondirector"
+LORA_EXTENSIONS = {".safetensors", ".pt", ".pth"}
+
+
+def register() -> None:
+    """models/motiondirector and output/motiondirector, so saved LoRAs appear in the loader's list."""
+    models = Path(folder_paths.models_dir) / FOLDER
+    output = output_root()
+    if FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[FOLDER] = ([str(models), str(output)], set(LORA_EXTENSIONS))
+    else:
+        for folder in (models, output):
+            folder_paths.add_model_folder_path(FOLDER, str(folder))
+    for folder in (models, output):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def output_root() -> Path:
+    return Path(folder_paths.get_output_directory()) / FOLDER
+
+
+def lora_names() -> list[str]:
+    return sorted(folder_paths.get_filename_list(FOLDER))
+
+
+def lora_path(name: str) -> Path:
+    path = folder_paths.get_full_path(FOLDER, name)
+    if path is None:
+        where = ", ".join(folder_paths.get_folder_paths(FOLDER))
+        raise MotionDirectorError(f"LoRA {name!r} was not found: put LoRA files in one of {where} and refresh.")
+    return Path(path)
+
+
+def model_folders() -> list[Path]:
+    return [Path(p) for p in folder_paths.get_folder_paths("diffusers")]
+
+
+def model_names() -> list[str]:
+    """Every folder (up to two levels deep) under models/diffusers that holds a model_index.json."""
+    names = set()
+    for root in model_folders():
+        if not root.is_dir():
+            continue
+        for index in list(root.glob("*/model_index.json")) + list(root.glob("*/*/model_index.json")):
+            names.add(index.parent.relative_to(root).as_posix())
+    return sorted(names)
+
+
+def model_path(name: str) -> Path:
+    for root in model_folders():
+        candidate = root / name
+        if (candidate / "model_index.json").is_file():
+            return candidate
+    where = ", ".join(str(p) for p in model_folders())
+    raise MotionDirectorError(
+        f"base model {name!r} was not found: put a diffusers text-to-video folder (with model_index.json, e.g. "
+        f"zeroscope_v2_576w) in {where} and refresh."
+    )
+
+
+def output_path(prefix: str, suffix: str) -> Path:
+    """<output>/motiondirector/<prefix><suffix>; a prefix that climbs out of the output folder is refused."""
+    if not prefix or os.path.isabs(prefix) or ".." in Path(prefix).parts:
+        raise MotionDirectorError(
+            f"filename prefix {prefix!r} must be a relative name inside the output folder (no '..', not absolute)."
+        )
+    root = output_root().resolve()
+    path = (root / f"{prefix}{suffix}").resolve()
+    if root not in path.parents:
+        raise MotionDirectorError(f"filename prefix {prefix!r} leads outside {root}: use a plain relative name.")
+    return path
