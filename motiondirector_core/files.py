@@ -52,3 +52,27 @@ def atomic_dir(path: str | Path):
         raise MotionDirectorError(f"could not save {path} ({exc.strerror}); earlier checkpoints are intact.") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_safetensors(path: str | Path, tensors: dict, metadata: dict) -> Path:
+    """Tensors (made contiguous) and string metadata to a safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        contiguous = {k: v.contiguous() for k, v in tensors.items()}
+        save_file(contiguous, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+    return path
+
+
+def read_safetensors(path: str | Path, fix: str) -> tuple[dict, dict[str, str]]:
+    """(tensors, metadata) of a safetensors file; an unreadable file is a MotionDirectorError ending in `fix`."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise MotionDirectorError(f"{path} is not a readable safetensors file ({exc}); {fix}") from exc

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
 from . import lora
 from .errors import Cancelled, MotionDirectorError
-from .files import atomic_path
+from .files import read_safetensors, write_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -138,23 +136,14 @@ def save_noise(path: str | Path, prior: NoisePrior) -> Path:
         height=prior.height,
     )
     latents = prior.latents.detach().float().cpu().contiguous()
-    with atomic_path(path) as tmp:
-        save_file({"latents": latents}, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
-    return path
+    return write_safetensors(path, {"latents": latents}, metadata)
 
 
 def load_noise(path: str | Path) -> NoisePrior:
     path = Path(path)
     if not path.is_file():
         raise MotionDirectorError(f"noise file {path} does not exist: invert the reference clip first.")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise MotionDirectorError(
-            f"{path} is not a readable safetensors file ({exc}); invert the reference again."
-        ) from exc
+    tensors, metadata = read_safetensors(path, "invert the reference again.")
     latents = tensors.get("latents")
     if metadata.get("format") != FORMAT or latents is None or latents.ndim != 5:
         raise MotionDirectorError(

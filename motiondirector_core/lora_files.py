@@ -8,12 +8,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-
 from . import legacy
 from .errors import MotionDirectorError
-from .files import atomic_path
+from .files import read_safetensors, write_safetensors
 from .lora import A_SUFFIX, B_SUFFIX, KINDS, LoraWeights
 
 FORMAT = "motiondirector-lora"
@@ -33,10 +30,7 @@ def save_lora(path: str | Path, weights: LoraWeights, **metadata) -> Path:
     meta = {**weights.metadata, **{k: v for k, v in metadata.items() if v is not None}}
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, kind=weights.kind, rank=str(weights.rank))
     meta.setdefault("alpha", str(weights.rank))
-    meta = {k: str(v) for k, v in meta.items()}
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in weights.state.items()}, str(tmp), metadata=meta)
-    return path
+    return write_safetensors(path, weights.state, meta)
 
 
 def infer_kind(module_paths, source: str = "the LoRA") -> str:
@@ -70,14 +64,7 @@ def read_lora(path: str | Path) -> LoraWeights:
     path = Path(path)
     if not path.is_file():
         raise MotionDirectorError(f"LoRA file {path} does not exist.")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise MotionDirectorError(
-            f"{path} is not a readable safetensors file ({exc}); re-save or re-download it."
-        ) from exc
+    state, metadata = read_safetensors(path, "re-save or re-download it.")
     if not state:
         raise MotionDirectorError(f"{path} holds no LoRA weights.")
     kind = metadata.get("kind")
