@@ -1,0 +1,117 @@
+"""A real ComfyUI server for the session: the pack linked into its custom_nodes folder, the tiny random model
+linked as models/diffusers/toyworld-t2v (the name the examples use), and a models/motiondirector folder."""
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.host.server import ComfyServer, comfyui_installed
+
+REPO = Path(__file__).resolve().parents[2]
+PACK = "ComfyUI-MotionDirector"
+MODEL = "toyworld-t2v"
+EXAMPLES = REPO / "example_workflows"
+EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.json"))
+
+# Test-size settings for each node type: the examples' graphs stay as they are, only their numbers shrink.
+FRAMES, SIZE = 4, 32
+SMALL = {
+    "MD_LoadClips": dict(width=SIZE, height=SIZE),
+    "MD_TrainMotion": dict(steps=2, rank=4),
+    "MD_InvertReference": dict(steps=2),
+    "MD_Sample": dict(steps=2, frames=FRAMES, width=SIZE, height=SIZE),
+    "MD_Sweep": dict(steps=2, frames=FRAMES, width=SIZE, height=SIZE),
+}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, tiny_model_dir):
+    if not comfyui_installed():
+        pytest.skip("the ComfyUI host is not installed: run scripts/install_host.sh")
+    base = tmp_path_factory.mktemp("server")
+    custom_nodes, diffusers, loras = base / "custom_nodes", base / "models" / "diffusers", base / "models" / "md"
+    for folder in (custom_nodes, diffusers, loras):
+        folder.mkdir(parents=True)
+    (custom_nodes / PACK).symlink_to(REPO, target_is_directory=True)
+    (diffusers / MODEL).symlink_to(tiny_model_dir, target_is_directory=True)
+    threads = os.environ.get("MD_TEST_THREADS", "1")
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    with ComfyServer(None, base / "comfy", custom_nodes, diffusers, model_paths={"motiondirector": loras},
+                     env=env) as srv:
+        srv.lora_dir = loras
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def object_info(server) -> dict:
+    return server.object_info()
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def api_example(name: str) -> dict:
+    return load_json(EXAMPLES / "api" / f"{name}.json")
+
+
+def shrink(prompt: dict) -> dict:
+    """The same graph with test-size numbers (see SMALL); frames of clips only where more than one is taken."""
+    small = copy.deepcopy(prompt)
+    for node in small.values():
+        inputs = node["inputs"]
+        for name, value in SMALL.get(node["class_type"], {}).items():
+            if name in inputs:
+                inputs[name] = value
+        if node["class_type"] == "MD_LoadClips" and inputs["frames"] > 1:
+            inputs["frames"] = FRAMES
+        if node["class_type"] == "MD_TrainMotion" and inputs["checkpoint_every"]:
+            inputs["checkpoint_every"] = 1
+    return small
+
+
+def nodes_of(prompt: dict, class_type: str) -> list[str]:
+    return [node_id for node_id, node in prompt.items() if node["class_type"] == class_type]
+
+
+def assert_success(server, entry: dict) -> None:
+    status = entry.get("status", {})
+    if status.get("status_str") != "success":
+        errors = [m for m in server.status_messages(entry) if m[0] != "execution_cached"]
+        raise AssertionError(f"prompt failed: {json.dumps(errors, indent=1)[:6000]}\n{server.log_tail(40)}")
+
+
+def saved_files(server, entry: dict, node_id: str, key: str = "images") -> list[Path]:
+    """The files a saving node reported in its UI output (SaveVideo reports videos under 'images')."""
+    results = entry["outputs"][node_id][key]
+    return [server.output_dir / item.get("subfolder", "") / item["filename"] for item in results]
+
+
+@pytest.fixture(scope="session")
+def run_example(server):
+    """run_example(name) -> (the shrunk API prompt, its /history entry); each example runs once per session."""
+    done = {}
+
+    def run(name: str):
+        if name not in done:
+            prompt = shrink(api_example(name))
+            done[name] = prompt, server.run(prompt, timeout=300)
+        return done[name]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def saved_motion_lora(server, run_example) -> Path:
+    """The LoRA file examples 3 and 6 load: trained and saved by example 1, then placed in models/motiondirector."""
+    name = "1_motion_from_one_video"
+    prompt, entry = run_example(name)
+    assert_success(server, entry)
+    saved = server.output_dir / "motiondirector" / "orbit_temporal.safetensors"
+    target = server.lora_dir / saved.name
+    if not target.exists():
+        target.write_bytes(saved.read_bytes())
+    return target
