@@ -107,6 +107,7 @@ def remove_adapter(unet: torch.nn.Module, name: str) -> None:
     if name not in adapter_names(unet):
         raise MotionDirectorError(f"no adapter named {name!r} is loaded (loaded: {adapter_names(unet) or 'none'}).")
     active = {n: s for n, s in active_scales(unet).items() if n != name}
+    set_scales(unet, active)  # switched off first: peft warns when it deletes an active adapter
     for _, layer in lora_layers(unet):
         if name in layer.lora_A:
             layer.delete_adapter(name)

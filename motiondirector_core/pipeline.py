@@ -8,6 +8,8 @@ content, then exactly the stack's adapters are switched on at their scales.
 
 from dataclasses import dataclass, field
 
+import torch
+
 from .errors import MotionDirectorError
 from .lora import LoraWeights, adapter_names, load_adapter, remove_adapter, set_dropout, set_scales
 from .models import BaseModel
@@ -81,8 +83,11 @@ class Pipeline:
         for entry in self.stack:
             name = self.adapter_name(entry)
             if name not in adapter_names(unet):
-                load_adapter(unet, family, entry.weights, name)
-                set_dropout(unet, name, 0.0)
+                # The adapter outlives this call: weights made under inference_mode (ComfyUI runs every node in
+                # it) would make any later training on this UNet fail, so they are made outside it.
+                with torch.inference_mode(False):
+                    load_adapter(unet, family, entry.weights, name)
+                    set_dropout(unet, name, 0.0)
             if entry.scale != 0:
                 wanted[name] = wanted.get(name, 0.0) + entry.scale
         ours = [n for n in adapter_names(unet) if n.startswith(ADAPTER_PREFIX) and n not in wanted]

@@ -3,6 +3,7 @@
 from comfy_api.latest import ComfyExtension, io
 
 from . import paths
+from .examples import install_example_inputs
 from .clips import ClipsFromImages, LoadClips
 from .invert import InvertReference
 from .load import LoadBaseModel
@@ -32,4 +33,5 @@ class MotionDirectorExtension(ComfyExtension):
 
 async def comfy_entrypoint() -> MotionDirectorExtension:
     paths.register()  # ComfyUI 0.3.75 never calls ComfyExtension.on_load
+    install_example_inputs()
     return MotionDirectorExtension()

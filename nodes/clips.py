@@ -7,6 +7,7 @@ from comfy_api.latest import io
 
 from ..motiondirector_core.clips import FrameSampling, clips_from_frames, read_clips
 from ..motiondirector_core.errors import MotionDirectorError
+from . import paths
 from .types import CATEGORY, Clips
 
 
@@ -61,10 +62,18 @@ class LoadClips(io.ComfyNode):
                 io.String.Input("prompt", default="", multiline=True, tooltip=(
                     "What the clips show (e.g. 'a car is running on the road'); a <name>.txt beside a clip wins.")),
                 *_sampling_inputs(),
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Seed of the random start."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
+                             tooltip="Seed of the random start."),
             ],
             outputs=[Clips.Output(display_name="clips"), io.Image.Output(display_name="first_clip")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, path, **_settings):
+        try:
+            return path, paths.file_stamp(resolve_input_path(path))
+        except (MotionDirectorError, OSError):
+            return path, []  # execute says what is wrong
 
     @classmethod
     def execute(cls, path, prompt, frames, stride, fps, start, random_start, width, height, resize,

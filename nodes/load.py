@@ -3,6 +3,7 @@
 import torch
 from comfy_api.latest import io
 
+from ..motiondirector_core.errors import MotionDirectorError
 from ..motiondirector_core.models import default_device, load_model
 from ..motiondirector_core.pipeline import Pipeline as CorePipeline
 from . import paths
@@ -36,6 +37,8 @@ class LoadBaseModel(io.ComfyNode):
 
     @classmethod
     def execute(cls, model: str, dtype: str, device: str) -> io.NodeOutput:
+        if device == "cuda" and not torch.cuda.is_available():
+            raise MotionDirectorError("device is cuda, but this PyTorch sees no CUDA GPU: choose auto or cpu.")
         target = default_device() if device == "auto" else torch.device(device)
         if dtype == "auto":
             dtype = "fp16" if target.type == "cuda" else "fp32"

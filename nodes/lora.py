@@ -1,5 +1,6 @@
 """Save, load and apply MotionDirector LoRAs (ours and the authors' released .pt files)."""
 
+import folder_paths
 from comfy_api.latest import io, ui
 
 from ..motiondirector_core.lora_files import read_lora_source, save_lora
@@ -59,14 +60,22 @@ class LoadLora(io.ComfyNode):
             inputs=[
                 io.Combo.Input("lora_name", options=paths.lora_names(), tooltip=(
                     "A .safetensors saved by this pack, or an authors' released *unet*.pt (spatial/ or temporal/ folder).")),
+                Pipeline.Input("pipeline", optional=True, tooltip=(
+                    "Only for the authors' .pt files, which hold no layer names: the base model whose layers they "
+                    "map onto (left empty: the ModelScope / ZeroScope UNet they were released for).")),
             ],
             outputs=[Lora.Output(display_name="lora")],
         )
 
     @classmethod
-    def execute(cls, lora_name: str) -> io.NodeOutput:
+    def fingerprint_inputs(cls, lora_name: str, pipeline=None):
+        return lora_name, paths.file_stamp(folder_paths.get_full_path(paths.FOLDER, lora_name))
+
+    @classmethod
+    def execute(cls, lora_name: str, pipeline=None) -> io.NodeOutput:
         path = paths.lora_path(lora_name)
-        return io.NodeOutput(LoraSet(tuple(read_lora_source(path)), lora_name))
+        unet_config = pipeline.model.unet.config if pipeline is not None else None
+        return io.NodeOutput(LoraSet(tuple(read_lora_source(path, unet_config=unet_config)), lora_name))
 
 
 class ApplyLora(io.ComfyNode):

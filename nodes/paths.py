@@ -6,6 +6,7 @@ from pathlib import Path
 import folder_paths
 
 from ..motiondirector_core.errors import MotionDirectorError
+from ..motiondirector_core.train_state import STATE_FILE  # optimizer state beside a checkpoint's LoRAs
 
 FOLDER = "motiondirector"
 LORA_EXTENSIONS = {".safetensors", ".pt", ".pth"}
@@ -29,7 +30,10 @@ def output_root() -> Path:
 
 
 def lora_names() -> list[str]:
-    return sorted(folder_paths.get_filename_list(FOLDER))
+    """LoRA files in the folder, without the trainer's resume state and hidden (half-written) files."""
+    names = folder_paths.get_filename_list(FOLDER)
+    return sorted(n for n in names if not any(part.startswith(".") for part in Path(n).parts)
+                  and Path(n).name != STATE_FILE)
 
 
 def lora_path(name: str) -> Path:
@@ -67,14 +71,29 @@ def model_path(name: str) -> Path:
     )
 
 
-def output_path(prefix: str, suffix: str) -> Path:
-    """<output>/motiondirector/<prefix><suffix>; a prefix that climbs out of the output folder is refused."""
-    if not prefix or os.path.isabs(prefix) or ".." in Path(prefix).parts:
+def output_path(prefix: str, suffix: str, label: str = "filename_prefix") -> Path:
+    """<output>/motiondirector/<prefix><suffix>; a prefix that climbs out of the output folder is refused.
+    `label` names the input in the message."""
+    if not prefix.strip() or os.path.isabs(prefix) or ".." in Path(prefix).parts:
         raise MotionDirectorError(
-            f"filename prefix {prefix!r} must be a relative name inside the output folder (no '..', not absolute)."
+            f"{label} {prefix!r} must be a relative name inside the output folder (no '..', not absolute)."
         )
     root = output_root().resolve()
     path = (root / f"{prefix}{suffix}").resolve()
     if root not in path.parents:
-        raise MotionDirectorError(f"filename prefix {prefix!r} leads outside {root}: use a plain relative name.")
+        raise MotionDirectorError(f"{label} {prefix!r} leads outside {root}: use a plain relative name.")
     return path
+
+
+def file_stamp(path) -> list:
+    """What a loader's output depends on, for ComfyUI's fingerprint_inputs: (name, mtime, size) of a file and the
+    files beside it with the same stem (a clip's prompt .txt), or of every file in a folder. A file saved again
+    under the same name then gets read again instead of coming from ComfyUI's cache."""
+    if path is None:
+        return []
+    path = Path(path)
+    if path.is_dir():
+        files = [child for child in path.iterdir() if child.is_file()]
+    else:
+        files = [path, path.with_suffix(".txt")]
+    return sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file())

@@ -38,6 +38,16 @@ class SamplingProgress:
         self.bar.update_absolute(step, total, preview)
 
 
+def update_keeping_checkpoints(bar, value: int, total: int, preview=None) -> None:
+    """Advance `bar` inside a training callback. The server's progress hook raises ComfyUI's interrupt at once,
+    which would leave the trainer without writing its cancel checkpoint; the request is put back instead, for
+    the trainer's own cancel check at the start of the next step (it saves, then stops)."""
+    try:
+        bar.update_absolute(value, total, preview)
+    except comfy.model_management.InterruptProcessingException:
+        comfy.model_management.interrupt_current_processing(True)
+
+
 @contextlib.contextmanager
 def interruptible():
     """Turn the core's Cancelled (raised after it saved what it had) into ComfyUI's own interrupt."""

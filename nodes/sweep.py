@@ -69,7 +69,7 @@ class Sweep(io.ComfyNode):
             videos.append(video)
             bar.update_absolute(len(videos), total, frame_preview(video[video.shape[0] // 2]))
 
-        out_dir = paths.output_path(folder, "")
+        out_dir = paths.output_path(folder, "", "folder")
         pipeline.activate()
         with interruptible():
             run_sweep(pipeline.model, spec, out_dir, reference_latents=noise, on_result=on_result,

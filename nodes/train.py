@@ -7,19 +7,21 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
+from ..motiondirector_core.errors import MotionDirectorError
 from ..motiondirector_core.lora import adapter_names, remove_adapter
 from ..motiondirector_core.lora_files import latest_checkpoint, read_lora_source
 from ..motiondirector_core.pipeline import LoraSet
-from ..motiondirector_core.train import TrainCallbacks, train
+from ..motiondirector_core.train import TrainCallbacks
+from ..motiondirector_core.train import train as train_lora  # `train` is also an input's name
 from ..motiondirector_core.train_config import TRAIN_MODES, TrainConfig, ValidationConfig
 from . import paths
-from .progress import cancel_requested, frame_preview, interruptible
+from .progress import cancel_requested, frame_preview, interruptible, update_keeping_checkpoints
 from .types import CATEGORY, Clips, Lora, Pipeline
 
 
 def run_folder(run_name: str, resume: bool) -> tuple[Path, Path | None]:
     """The run's folder and the checkpoint to resume from; a used name gets a counter unless resuming."""
-    folder = paths.output_path(run_name, "")
+    folder = paths.output_path(run_name, "", "run_name")
     if resume:
         return folder, latest_checkpoint(folder)
     candidate, n = folder, 1
@@ -33,6 +35,7 @@ class TrainProgress:
 
     def __init__(self, steps: int):
         self.bar = comfy.utils.ProgressBar(steps)
+        self.total = steps
         self.losses: list[float] = []
         self.preview = None
         self.last_frames = None
@@ -40,12 +43,14 @@ class TrainProgress:
     def on_step(self, info) -> None:
         main = next((info.losses[k] for k in ("temporal", "coupled", "spatial") if k in info.losses), None)
         if main is not None:
-            self.losses.append(main)
-        self.bar.update_absolute(info.step, info.total, self.preview)
+            self.losses.append(float(main))
+        self.total = info.total
+        update_keeping_checkpoints(self.bar, info.step, info.total, self.preview)
 
     def on_validation(self, step, prompt, frames) -> None:
         self.last_frames = frames
         self.preview = frame_preview(frames[frames.shape[0] // 2])
+        update_keeping_checkpoints(self.bar, step, self.total, self.preview)  # validation follows its step's update
 
 
 class TrainMotion(io.ComfyNode):
@@ -72,7 +77,8 @@ class TrainMotion(io.ComfyNode):
                 io.Int.Input("rank", default=32, min=1, max=1024, tooltip="LoRA rank (32 in the paper)."),
                 io.Float.Input("beta", default=1.0, min=0.0, max=10.0, step=0.1,
                                tooltip="Weight of the appearance-debiased temporal loss; 0 turns it off."),
-                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Same seed and inputs, same LoRAs."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
+                             tooltip="Same seed and inputs, same LoRAs."),
                 io.Combo.Input("precision", options=["auto", "fp32", "bf16", "fp16"], default="auto",
                                tooltip="Autocast of the forward passes; auto: bf16 on a GPU that has it, else fp32."),
                 io.Boolean.Input("gradient_checkpointing", default=False,
@@ -103,6 +109,8 @@ class TrainMotion(io.ComfyNode):
         model = pipeline.model
         if precision == "auto":
             precision = "bf16" if model.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        if not clips:
+            raise MotionDirectorError("no training clips: connect Load Clips or Clips from Images.")
         output, checkpoint = run_folder(run_name, resume)
         first = clips[0].frames
         prompts = [line.strip() for line in validation_prompt.splitlines() if line.strip()]
@@ -122,11 +130,13 @@ class TrainMotion(io.ComfyNode):
         callbacks = TrainCallbacks(on_step=progress.on_step, on_validation=progress.on_validation,
                                    should_cancel=cancel_requested)
         with interruptible():
-            result = train(model, clips, config, callbacks)
+            result = train_lora(model, clips, config, callbacks)
         for name in result.files:  # the LoRAs leave as files and values; the shared model stays as it came
             if name in adapter_names(model.unet):
                 remove_adapter(model.unet, name)
         pipeline.activate()
+        # A cancel during the last step: the final LoRAs are on disk; stop now, as ComfyUI would before the next node.
+        comfy.model_management.throw_exception_if_processing_interrupted()
         lora = LoraSet(tuple(read_lora_source(result.final)), str(result.final))
         frames = progress.last_frames if progress.last_frames is not None else first
-        return io.NodeOutput(lora, {"loss": [torch.tensor(v) for v in progress.losses]}, frames)
+        return io.NodeOutput(lora, {"loss": progress.losses}, frames)

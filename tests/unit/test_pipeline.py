@@ -80,3 +80,17 @@ def test_latent_preview_is_an_image():
     image = latents_to_rgb(torch.randn(4, 5, 6))
     assert image.shape == (40, 48, 3) and 0 <= image.min() and image.max() <= 1
     assert latents_to_rgb(torch.randn(8, 2, 2), upscale=1).shape == (2, 2, 3)
+
+
+def test_adapters_loaded_under_inference_mode_can_live_beside_training(tiny_model, loras):
+    """ComfyUI samples under inference_mode; the adapters that leaves in the shared UNet must not be inference
+    tensors, or the next training run on that UNet fails when peft toggles their requires_grad."""
+    from motiondirector_core.lora import adapter_parameters, set_scales
+
+    moved = Pipeline(tiny_model).with_loras(loras, motion_scale=1.0)
+    with torch.inference_mode():
+        (name,) = moved.activate()
+    params = adapter_parameters(tiny_model.unet, name)
+    assert params and not any(p.is_inference() for p in params)
+    add_adapter(tiny_model.unet, tiny_model.family, "temporal", "temporal", rank=2)  # as a trainer does, adapter on
+    set_scales(tiny_model.unet, {name: 1.0, "temporal": 1.0})
