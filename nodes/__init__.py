@@ -5,6 +5,7 @@ from comfy_api.latest import ComfyExtension, io
 from . import paths
 from .examples import install_example_inputs
 from .clips import ClipsFromImages, LoadClips
+from .evaluate import EvaluateMotion
 from .invert import InvertReference
 from .load import LoadBaseModel
 from .lora import ApplyLora, LoadLora, SaveLora
@@ -23,6 +24,7 @@ NODES: list[type[io.ComfyNode]] = [
     InvertReference,
     Sample,
     Sweep,
+    EvaluateMotion,
 ]
 
 

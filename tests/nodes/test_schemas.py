@@ -8,7 +8,7 @@ from tests.nodes.conftest import MODEL_NAME, pack_module
 
 EXPECTED = {
     "MD_LoadBaseModel", "MD_LoadClips", "MD_ClipsFromImages", "MD_TrainMotion", "MD_SaveLora", "MD_LoadLora",
-    "MD_ApplyLora", "MD_InvertReference", "MD_Sample", "MD_Sweep",
+    "MD_ApplyLora", "MD_InvertReference", "MD_Sample", "MD_Sweep", "MD_EvaluateMotion",
 }  # fmt: skip
 
 
