@@ -1,0 +1,115 @@
+"""The small world's model: configs of a ModelScope-family text-to-video model small enough to ship and pretrain.
+
+Same classes and folder layout as ZeroScope (UNet3DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer,
+DDIM scheduler), so `models.load_model` loads it like any other. Sizes:
+- VAE: three levels (two downsamplings, factor 4), 4 latent channels: 32x32 frames -> 8x8 latents.
+- Text encoder: CLIP text, hidden 64, 2 layers, 16 positions (captions are at most 9 tokens).
+- UNet: two levels (64, 128 channels), one layer per block, cross-attention at 8x8 and in the 4x4 mid block
+  (about 5 M parameters; cross-attention in the 4x4 blocks too costs 40% more time for 2 M more parameters).
+- Scheduler: v-prediction on zero-terminal-SNR betas with trailing timesteps, so that the last sampling step
+  starts from pure noise as in training and flat backgrounds come out clean (TOYWORLD.md).
+"""
+
+import json
+from pathlib import Path
+
+SIZE = 32  # pixels: the native frame size
+FRAMES = 8  # the native clip length
+FPS = 8
+MAX_TOKENS = 16
+
+VAE_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(32, 64, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=16,
+    sample_size=SIZE,
+    scaling_factor=1.0,  # pretraining replaces it with 1 / std of the toy world's latents
+)
+TEXT_CONFIG = dict(
+    hidden_size=64,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=MAX_TOKENS,
+    projection_dim=64,
+)
+UNET_CONFIG = dict(
+    sample_size=SIZE // 4,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),  # the mid block cross-attends at the 4x4 level
+    up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+    block_out_channels=(64, 128),
+    layers_per_block=1,
+    norm_num_groups=16,
+    cross_attention_dim=TEXT_CONFIG["hidden_size"],
+    attention_head_dim=8,  # UNet3DConditionModel reads this as the number of heads
+)
+SCHEDULER_CONFIG = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    num_train_timesteps=1000,
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=0,
+    prediction_type="v_prediction",
+    rescale_betas_zero_snr=True,
+    timestep_spacing="trailing",
+)
+MODEL_INDEX = {
+    "_class_name": "TextToVideoSDPipeline",
+    "_diffusers_version": "0.42.1",
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet3DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(**VAE_CONFIG)
+
+
+def build_text_encoder(tokenizer):
+    """A fresh CLIP text model whose vocabulary and special tokens are the tokenizer's."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TEXT_CONFIG,
+    )
+    return CLIPTextModel(config)
+
+
+def build_unet():
+    from diffusers import UNet3DConditionModel
+
+    return UNet3DConditionModel(**UNET_CONFIG)
+
+
+def build_scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(**SCHEDULER_CONFIG)
+
+
+def parameter_count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def write_model_index(folder: str | Path) -> Path:
+    path = Path(folder) / "model_index.json"
+    path.write_text(json.dumps(MODEL_INDEX, indent=2) + "\n")
+    return path
