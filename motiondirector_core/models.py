@@ -141,6 +141,16 @@ class ModelScopeFamily(ModelFamily):
     """ModelScope text-to-video-ms-1.7b and ZeroScope: UNet3DConditionModel + SD VAE + CLIP text."""
 
     name = "modelscope"
+    # model_index.json of a folder of this family (what ZeroScope ships; our own models write the same).
+    model_index = {
+        "_class_name": "TextToVideoSDPipeline",
+        "_diffusers_version": "0.42.1",
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet3DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
     # zeroscope_v2_576w / text-to-video-ms-1.7b unet/config.json: benchmarks and tests build it on the meta device.
     zeroscope_unet_config = dict(
         sample_size=32,

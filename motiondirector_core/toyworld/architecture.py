@@ -13,6 +13,8 @@ DDIM scheduler), so `models.load_model` loads it like any other. Sizes:
 import json
 from pathlib import Path
 
+from ..models import ModelScopeFamily
+
 SIZE = 32  # pixels: the native frame size
 FRAMES = 8  # the native clip length
 FPS = 8
@@ -62,15 +64,7 @@ SCHEDULER_CONFIG = dict(
     rescale_betas_zero_snr=True,
     timestep_spacing="trailing",
 )
-MODEL_INDEX = {
-    "_class_name": "TextToVideoSDPipeline",
-    "_diffusers_version": "0.42.1",
-    "scheduler": ["diffusers", "DDIMScheduler"],
-    "text_encoder": ["transformers", "CLIPTextModel"],
-    "tokenizer": ["transformers", "CLIPTokenizer"],
-    "unet": ["diffusers", "UNet3DConditionModel"],
-    "vae": ["diffusers", "AutoencoderKL"],
-}
+MODEL_INDEX = ModelScopeFamily.model_index
 
 
 def build_vae():
