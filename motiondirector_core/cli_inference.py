@@ -36,11 +36,11 @@ def default_inversion_cache() -> Path:
 
 def load_base(args):
     """The base model of --model with --dtype / --device (fp16 on CUDA, fp32 on CPU by default)."""
-    from .models import find_family, load_model
+    from .models import default_dtype, find_family, load_model
 
     find_family(args.model)
     device = resolve_device(args.device)
-    dtype = args.dtype or ("fp16" if device.type == "cuda" else "fp32")
+    dtype = args.dtype or default_dtype(device)
     return load_model(args.model, dtype=dtype, device=device)
 
 

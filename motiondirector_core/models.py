@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def default_dtype(device: torch.device) -> str:
+    """fp16 base weights on a GPU, fp32 on the CPU (where half precision is slow)."""
+    return "fp16" if device.type == "cuda" else "fp32"
+
+
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -44,6 +49,11 @@ class BaseModel:
     device: torch.device
     vae_chunk: int = 8
     extras: dict = field(default_factory=dict)
+
+    @property
+    def dtype_name(self) -> str:
+        """The dtype as a config name: fp32, fp16 or bf16."""
+        return next(name for name, value in DTYPES.items() if value == self.dtype)
 
     @property
     def latent_scale(self) -> float:

@@ -4,7 +4,7 @@ import torch
 from comfy_api.latest import io
 
 from ..motiondirector_core.errors import MotionDirectorError
-from ..motiondirector_core.models import default_device, load_model
+from ..motiondirector_core.models import default_device, default_dtype, load_model
 from ..motiondirector_core.pipeline import Pipeline as CorePipeline
 from . import paths
 from .types import CATEGORY, Pipeline
@@ -41,7 +41,7 @@ class LoadBaseModel(io.ComfyNode):
             raise MotionDirectorError("device is cuda, but this PyTorch sees no CUDA GPU: choose auto or cpu.")
         target = default_device() if device == "auto" else torch.device(device)
         if dtype == "auto":
-            dtype = "fp16" if target.type == "cuda" else "fp32"
+            dtype = default_dtype(target)
         # ComfyUI runs nodes under inference_mode; weights made there could never take part in training.
         with torch.inference_mode(False):
             loaded = load_model(paths.model_path(model), dtype=dtype, device=target)

@@ -119,8 +119,7 @@ class TrainMotion(io.ComfyNode):
             rank=rank, lr_spatial=lr_spatial, lr_temporal=lr_temporal, beta=beta, seed=seed, precision=precision,
             gradient_checkpointing=gradient_checkpointing, spatial_per_clip=spatial_per_clip,
             checkpoint_every=checkpoint_every, width=first.shape[2], height=first.shape[1], frames=first.shape[0],
-            dtype=str(model.dtype).removeprefix("torch.").replace("float32", "fp32").replace("float16", "fp16")
-            .replace("bfloat16", "bf16"),
+            dtype=model.dtype_name,
             resume=str(checkpoint) if checkpoint else None,
             validation=ValidationConfig(prompts=prompts, every=validation_every if prompts else 0, seed=seed),
         )

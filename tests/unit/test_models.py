@@ -139,3 +139,8 @@ def test_broken_weights_are_a_clear_error(tiny_model_dir, tmp_path):
 def test_unknown_dtype(tiny_model_dir):
     with pytest.raises(MotionDirectorError, match="fp32, fp16, bf16"):
         load_model(tiny_model_dir, dtype="fp8")
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
+def test_dtype_name_round_trips(tiny_model_dir, dtype):
+    assert load_model(tiny_model_dir, dtype=dtype, device="cpu").dtype_name == dtype
