@@ -4,6 +4,7 @@
     python scripts/pretrain_toyworld.py --out models/toyworld-t2v            # all stages, CPU, 2 threads
     python scripts/pretrain_toyworld.py --device cuda --steps 20000          # on a GPU: more steps, minutes
     python scripts/pretrain_toyworld.py --stages eval                        # re-run the caption evaluation
+    python scripts/pretrain_toyworld.py --extend --steps 4000                # train a finished model on
 
 Stages (all by default, in this order): vae, latents, unet, save, eval. Work files (checkpoints, latents, the
 JSONL log, caption_eval.json/png) go to --work (default output/pretrain/<name of --out>); running the same
@@ -39,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     parser.add_argument("--steps", type=int, default=DEFAULTS.unet_steps, help="UNet + text encoder steps")
+    parser.add_argument("--extend", action="store_true",
+                        help="resuming a finished UNet stage: train on to --steps (a warm restart of the schedule)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="budget for the whole run: the UNet stage takes the steps that fit (overrides --steps)")
     parser.add_argument("--vae-steps", type=int, default=DEFAULTS.vae_steps)
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
         config = PretrainConfig(
             out=args.out, work=args.work, device=args.device, seed=args.seed,
             stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()), unet_steps=args.steps,
-            minutes=args.minutes, vae_steps=args.vae_steps, vae_batch=args.vae_batch, vae_lr=args.vae_lr,
+            minutes=args.minutes, extend=args.extend, vae_steps=args.vae_steps, vae_batch=args.vae_batch, vae_lr=args.vae_lr,
             batch=args.batch, lr=args.lr, variants=args.variants,
             checkpoint_minutes=args.checkpoint_minutes, eval_prompts=args.eval_prompts, eval_seeds=args.eval_seeds,
             eval_cfg=args.eval_cfg, extra_info={"command": command.strip()},

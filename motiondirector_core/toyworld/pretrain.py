@@ -57,6 +57,7 @@ class PretrainConfig:
     shape_weight: float = 5.0  # extra MSE weight on the shape and a pixel around it (~5% of a frame)
     unet_steps: int = 2000
     minutes: float | None = None  # if set, the UNet stage takes as many steps as fit in this budget for the run
+    extend: bool = False  # resuming a finished or budgeted UNet stage: raise its step total to unet_steps
     batch: int = 16
     lr: float = 5e-4
     warmup: int = 100
@@ -282,13 +283,20 @@ class _Run:
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         ema = EMA(params, cfg.ema_decay)
         checkpoint_path = self.work / "unet_checkpoint.pt"
-        state, start, total = load_checkpoint(checkpoint_path), 0, cfg.unet_steps
+        state, start, total, extended_from = load_checkpoint(checkpoint_path), 0, cfg.unet_steps, []
         if state is not None:
             unet.load_state_dict(state["unet"])
             text_encoder.load_state_dict(state["text_encoder"])
             optimizer.load_state_dict(state["optimizer"])
             ema.load_state_dict(state["ema"])
             start, total = int(state["step"]), int(state["total"])
+            extended_from = list(state.get("extended_from", []))
+            if cfg.extend and cfg.unet_steps > total:
+                # A warm restart: the cosine schedule is stretched to the new total, so the rate rises again.
+                self.progress.say(f"extending the UNet from {total} to {cfg.unet_steps} steps")
+                self.progress.log({"stage": "unet", "event": "extend", "from": total, "to": cfg.unet_steps})
+                extended_from.append(total)
+                total = cfg.unet_steps
             if start >= total:
                 self.progress.say(f"UNet already trained ({total} steps) in {checkpoint_path}: reusing it")
                 return
@@ -302,7 +310,8 @@ class _Run:
         def save(step_done: int) -> None:
             save_checkpoint(checkpoint_path, {
                 "unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
-                "optimizer": optimizer.state_dict(), "ema": ema.state_dict(), "step": step_done, "total": total})
+                "optimizer": optimizer.state_dict(), "ema": ema.state_dict(), "step": step_done, "total": total,
+                "extended_from": extended_from})
 
         while step < total:
             began = time.time()
@@ -370,13 +379,13 @@ class _Run:
             shutil.copytree(tokenizer_dir, tmp / "tokenizer")
             architecture.build_scheduler().save_pretrained(tmp / "scheduler")
             architecture.write_model_index(tmp)
-            info = self._info(unet, vae, text_encoder, int(state["total"]))
+            info = self._info(unet, vae, text_encoder, int(state["total"]), list(state.get("extended_from", [])))
             (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         size = sum(p.stat().st_size for p in Path(self.cfg.out).rglob("*") if p.is_file())
         self.progress.say(f"saved {self.cfg.out} ({size / 2**20:.1f} MiB)")
         self.progress.log({"stage": "save", "event": "saved", "bytes": size, "out": str(self.cfg.out)})
 
-    def _info(self, unet, vae, text_encoder, unet_steps: int) -> dict:
+    def _info(self, unet, vae, text_encoder, unet_steps: int, extended_from: list[int]) -> dict:
         cfg = self.cfg
         settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k in SIGNATURE}
         return {
@@ -385,8 +394,8 @@ class _Run:
             "sample": {"steps": cfg.eval_steps, "cfg": cfg.eval_cfg, "scheduler": "ddim"},
             "parameters": {name: architecture.parameter_count(m)
                            for name, m in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder))},
-            "pretrain": {**settings, "unet_steps": unet_steps, "device": str(self.device),
-                         "threads": torch.get_num_threads(), **cfg.extra_info},
+            "pretrain": {**settings, "unet_steps": unet_steps, "extended_from": extended_from,
+                         "device": str(self.device), "threads": torch.get_num_threads(), **cfg.extra_info},
         }
 
     # ---- stage 5: caption evaluation ------------------------------------------------------------------

@@ -3,13 +3,12 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from motiondirector_core.errors import MotionDirectorError
 from motiondirector_core.toyworld import architecture
-from motiondirector_core.toyworld.caption_eval import direction, largest_blob, parse_caption, read_clip, score
+from motiondirector_core.toyworld.caption_eval import direction, parse_caption, read_clip, score
 from motiondirector_core.toyworld.clips import COLOURS, HELD_OUT_MOTIONS, MOTIONS, PRETRAIN_MOTIONS, SHAPES, caption
 from motiondirector_core.toyworld.clips import make_clip
 from motiondirector_core.toyworld.dataset import ToyDataset
@@ -112,14 +111,11 @@ def test_reading_rendered_clips_gives_their_captions():
 def test_reading_an_empty_clip_finds_nothing_and_scores_wrong():
     reading = read_clip(torch.full((4, 32, 32, 3), 0.2))
     assert not reading.found and not score("a red circle moving left", reading)["all"]
-    with pytest.raises(MotionDirectorError, match="F, H, W, 3"):
+    with pytest.raises(MotionDirectorError, match="frames, height, width, 3"):
         read_clip(torch.zeros(32, 32, 3))
 
 
-def test_helpers_blob_direction_and_caption_parsing():
-    mask = np.zeros((6, 6), bool)
-    mask[0, 0] = mask[3:5, 3:6] = True
-    assert largest_blob(mask).sum() == 6 and not largest_blob(mask)[0, 0]
+def test_helpers_direction_and_caption_parsing():
     assert [direction(*d) for d in ((0.3, 0.0), (-0.3, 0.1), (0.0, -0.2), (0.05, 0.3), (0.02, -0.03))] == [
         "right", "left", "up", "down", "static"]
     assert parse_caption("an orange triangle zooming in") == ("triangle", "orange", "zoom in")
@@ -242,3 +238,22 @@ def test_a_time_budget_sets_the_unet_steps(pretrained, tmp_path, monkeypatch):
     records = [json.loads(line) for line in (work / "pretrain_log.jsonl").read_text().splitlines()]
     assert [r["total"] for r in records if r.get("event") == "budget"] == [2]  # no time left: one more step
     assert json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]["unet_steps"] == 2
+
+
+def test_extend_trains_a_finished_unet_on_with_a_warm_restart(pretrained, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(pretrained / "work", work)
+    common = dict(out=tmp_path / "model", work=work, variants=1, vae_steps=2, vae_batch=4, batch=2,
+                  stages=("unet", "save"))
+    pretrain(PretrainConfig(unet_steps=4, **common), printer=lambda line: None)  # without extend: reused as is
+    records = [json.loads(line) for line in (work / "pretrain_log.jsonl").read_text().splitlines()]
+    assert not any(r.get("event") == "extend" for r in records)
+    assert json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]["unet_steps"] == 2
+
+    pretrain(PretrainConfig(unet_steps=4, extend=True, **common), printer=lambda line: None)
+    records = [json.loads(line) for line in (work / "pretrain_log.jsonl").read_text().splitlines()]
+    assert [(r["from"], r["to"]) for r in records if r.get("event") == "extend"] == [(2, 4)]
+    steps = [r for r in records if r.get("stage") == "unet" and "step" in r]
+    assert [(r["step"], r["total"]) for r in steps][-3:] == [(2, 2), (3, 4), (4, 4)]
+    pretrain_info = json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]
+    assert pretrain_info["unet_steps"] == 4 and pretrain_info["extended_from"] == [2]
