@@ -9,6 +9,7 @@ from ..motiondirector_core.errors import MotionDirectorError
 from ..motiondirector_core.train_state import STATE_FILE  # optimizer state beside a checkpoint's LoRAs
 
 FOLDER = "motiondirector"
+EMBEDDED_MODELS = Path(__file__).resolve().parents[1] / "models"  # the pack's own small-world model
 LORA_EXTENSIONS = {".safetensors", ".pt", ".pth"}
 
 
@@ -45,7 +46,9 @@ def lora_path(name: str) -> Path:
 
 
 def model_folders() -> list[Path]:
-    return [Path(p) for p in folder_paths.get_folder_paths("diffusers")]
+    """ComfyUI's diffusers folders, then the pack's embedded models (a user's model of the same name wins). The
+    embedded folder is not added to ComfyUI's own list: other diffusers loaders could not load these models."""
+    return [Path(p) for p in folder_paths.get_folder_paths("diffusers")] + [EMBEDDED_MODELS]
 
 
 def model_names() -> list[str]:

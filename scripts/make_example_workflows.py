@@ -30,8 +30,9 @@ PACK = "ComfyUI-MotionDirector"
 MODEL = "toyworld-t2v"  # the pack's embedded default model
 INPUTS = "motiondirector_examples"  # where the pack copies example_workflows/inputs in ComfyUI's input folder
 LORA = "orbit_temporal.safetensors"  # the motion LoRA that example 1 saves
-SIZE = dict(width=64, height=64)
-SAMPLE = dict(frames=8, steps=25, **SIZE)
+SIZE = dict(width=32, height=32)  # the embedded model's native clip: 8 frames of 32x32
+SAMPLE = dict(frames=8, steps=25, cfg=7.5, **SIZE)
+LEARN = dict(rank=16, lr_spatial=1e-3, lr_temporal=1e-3)  # what bench/motion_quality.py measured on this model
 COLUMN, GAP = 380, 30
 
 
@@ -78,8 +79,8 @@ def motion_from_one_video() -> Graph:
         f"ComfyUI's input folder under `{INPUTS}/` when the pack loads."))
     model = g.add("MD_LoadBaseModel", model=MODEL)
     clips = clips_of(g, "orbit.mp4")
-    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=150,
-                  rank=16, checkpoint_every=50, run_name="orbit")
+    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=300,
+                  checkpoint_every=100, run_name="orbit", **LEARN)
     g.add("LossGraphNode", loss=train["loss"], filename_prefix="motiondirector/examples/orbit_loss")
     g.add("MD_SaveLora", lora=train["lora"], filename_prefix="orbit")
     styled = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=train["lora"], temporal_scale=1.0,
@@ -98,8 +99,8 @@ def motion_concept_from_clips() -> Graph:
         "spatial LoRA takes their looks. Generates two new subjects with the motion alone (spatial scale 0)."))
     model = g.add("MD_LoadBaseModel", model=MODEL)
     clips = clips_of(g, "zigzag")
-    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=200,
-                  rank=16, checkpoint_every=100, run_name="zigzag")
+    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=300,
+                  checkpoint_every=100, run_name="zigzag", **LEARN)
     g.add("LossGraphNode", loss=train["loss"], filename_prefix="motiondirector/examples/zigzag_loss")
     styled = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=train["lora"], temporal_scale=1.0,
                    spatial_scale=0.0)
@@ -133,10 +134,10 @@ def appearance_plus_motion() -> Graph:
     model = g.add("MD_LoadBaseModel", model=MODEL)
     images = clips_of(g, "appearance", frames=1, stride=1)
     look = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=images["clips"], train="spatial", steps=100,
-                 rank=16, checkpoint_every=0, run_name="white_circle_look")
+                 checkpoint_every=0, run_name="white_circle_look", **LEARN)
     clips = clips_of(g, "zigzag")
-    motion = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal", steps=200,
-                   rank=16, checkpoint_every=0, run_name="zigzag_motion")
+    motion = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal", steps=300,
+                   checkpoint_every=0, run_name="zigzag_motion", **LEARN)
     with_look = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=look["lora"], temporal_scale=0.0,
                       spatial_scale=1.0)
     mixed = g.add("MD_ApplyLora", pipeline=with_look["pipeline"], lora=motion["lora"], temporal_scale=1.0,
@@ -154,8 +155,8 @@ def animate_an_image() -> Graph:
         "moves it. Raise noise_prior to keep more of the image."))
     model = g.add("MD_LoadBaseModel", model=MODEL)
     clips = clips_of(g, "orbit.mp4")
-    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal", steps=150,
-                  rank=16, checkpoint_every=0, run_name="orbit_motion")
+    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal", steps=300,
+                  checkpoint_every=0, run_name="orbit_motion", **LEARN)
     image = g.add("LoadImage", image=f"{INPUTS}/still.png")
     noise = g.add("MD_InvertReference", pipeline=model["pipeline"], images=image["IMAGE"], steps=30)
     styled = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=train["lora"], temporal_scale=1.0,
@@ -178,7 +179,7 @@ def sweep() -> Graph:
     prompts = "a yellow triangle orbiting\na blue circle orbiting"
     results = g.add("MD_Sweep", pipeline=styled["pipeline"], prompts=prompts,
                     temporal_scales="0.5, 1.0", spatial_scales="0", seeds="0, 1", folder="examples/orbit_sweep",
-                    noise_prior=0.0, frames=8, steps=20, **SIZE)
+                    noise_prior=0.0, frames=8, steps=20, cfg=7.5, **SIZE)
     save_video(g, results["frames"], "orbit_sweep")
     return g
 

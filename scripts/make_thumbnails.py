@@ -1,11 +1,10 @@
 #!/usr/bin/env python
 """Write example_workflows/<name>.jpg, a picture of each example workflow's graph as ComfyUI's page shows it.
 
-    .venv/bin/python scripts/make_thumbnails.py [NAME ...] [--width 1280] [--quality 85] [--model DIR]
+    .venv/bin/python scripts/make_thumbnails.py [NAME ...] [--width 1280] [--quality 85]
 
-Starts the test host's ComfyUI (scripts/install_host.sh) with this pack linked into its custom_nodes and a base
-model as models/diffusers/toyworld-t2v (the tiny random test model unless --model names a diffusers folder; only
-its name shows), opens the page in headless Chromium (scripts/install_browser.sh), loads each UI-format example
+Starts the test host's ComfyUI (scripts/install_host.sh) with this pack linked into its custom_nodes (it brings
+the embedded model the examples name), opens the page in headless Chromium (scripts/install_browser.sh), loads each UI-format example
 (or the NAMEs given, file names without .json) and saves the graph fitted to view. An example that does not load
 cleanly (unknown node types, validation alerts) gets no picture and the script exits with status 1.
 """
@@ -32,7 +31,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--examples", type=Path, default=EXAMPLES, help="folder of the UI-format workflows")
     parser.add_argument("--width", type=int, default=1280, help="picture width in pixels")
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality")
-    parser.add_argument("--model", type=Path, help="a diffusers model folder to list as toyworld-t2v")
     return parser.parse_args(argv)
 
 
@@ -57,12 +55,7 @@ def main(argv: list[str]) -> int:
     failed = []
     with tempfile.TemporaryDirectory(prefix="md_thumbnails_") as tmp:
         base = Path(tmp)
-        model = args.model
-        if model is None:
-            from tests.fixtures.tiny_model import build_tiny_model
-
-            model = build_tiny_model(base / "tiny-t2v")
-        custom_nodes, diffusers = host_folders(base, model)
+        custom_nodes, diffusers = host_folders(base)
         with ComfyServer(0, base / "server", custom_nodes, diffusers) as server, Frontend(server.url) as page:
             for path in workflows:
                 report = page.load(json.loads(path.read_text(encoding="utf-8")))

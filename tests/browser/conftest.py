@@ -30,9 +30,9 @@ def browser_available():
 
 
 @pytest.fixture(scope="module")
-def comfy_server(browser_available, tmp_path_factory, tiny_model_dir):
+def comfy_server(browser_available, tmp_path_factory):
     base = tmp_path_factory.mktemp("browser")
-    custom_nodes, diffusers = host_folders(base, tiny_model_dir)
+    custom_nodes, diffusers = host_folders(base)
     with ComfyServer(0, base / "server", custom_nodes, diffusers) as server:
         yield server
 

@@ -124,17 +124,18 @@ def ui_workflows(folder: Path = EXAMPLES) -> list[Path]:
     return found
 
 
-def host_folders(base: Path, model_dir: Path) -> tuple[Path, Path]:
-    """base/custom_nodes/<pack> -> this repository, base/diffusers/toyworld-t2v -> model_dir, as a user installs.
+def host_folders(base: Path) -> tuple[Path, Path]:
+    """base/custom_nodes/<pack> -> this repository, as a user installs; an empty base/diffusers (the pack brings
+    its embedded model, toyworld-t2v, which the examples name).
 
     Returns (custom_nodes folder, diffusers folder) for ComfyServer.
     """
     custom_nodes, diffusers = Path(base) / "custom_nodes", Path(base) / "diffusers"
-    for folder, name, target in ((custom_nodes, PACK_NAME, REPO), (diffusers, MODEL_NAME, Path(model_dir))):
+    for folder in (custom_nodes, diffusers):
         folder.mkdir(parents=True, exist_ok=True)
-        link = folder / name
-        if not link.is_symlink():
-            link.symlink_to(target.resolve(), target_is_directory=True)
+    link = custom_nodes / PACK_NAME
+    if not link.is_symlink():
+        link.symlink_to(REPO.resolve(), target_is_directory=True)
     return custom_nodes, diffusers
 
 

@@ -1,5 +1,5 @@
-"""A real ComfyUI server for the session: the pack linked into its custom_nodes folder, the tiny random model
-linked as models/diffusers/toyworld-t2v (the name the examples use), and a models/motiondirector folder."""
+"""A real ComfyUI server for the session: the pack linked into its custom_nodes folder (it brings the embedded
+model toyworld-t2v, the one the examples use), an empty models/diffusers and a models/motiondirector folder."""
 
 import copy
 import json
@@ -28,7 +28,7 @@ SMALL = {
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, tiny_model_dir):
+def server(tmp_path_factory):
     if not comfyui_installed():
         pytest.skip("the ComfyUI host is not installed: run scripts/install_host.sh")
     base = tmp_path_factory.mktemp("server")
@@ -36,7 +36,6 @@ def server(tmp_path_factory, tiny_model_dir):
     for folder in (custom_nodes, diffusers, loras):
         folder.mkdir(parents=True)
     (custom_nodes / PACK).symlink_to(REPO, target_is_directory=True)
-    (diffusers / MODEL).symlink_to(tiny_model_dir, target_is_directory=True)
     threads = os.environ.get("MD_TEST_THREADS", "1")
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     with ComfyServer(None, base / "comfy", custom_nodes, diffusers, model_paths={"motiondirector": loras},

@@ -110,6 +110,14 @@ def test_unknown_model_names_the_folder_for_models(comfy, comfy_dirs):
     assert "'zeroscope_v2_576w' was not found" in message and str(comfy_dirs["models"] / "diffusers") in message
 
 
+def test_the_embedded_model_is_listed_and_loads(comfy):
+    paths = pack_module(comfy, "nodes.paths")
+    assert {"toyworld-t2v", MODEL_NAME} <= set(paths.model_names())
+    assert paths.model_path("toyworld-t2v") == paths.EMBEDDED_MODELS / "toyworld-t2v"
+    (pipeline,) = run_node(comfy, "MD_LoadBaseModel", model="toyworld-t2v", dtype="auto", device="cpu")
+    assert pipeline.model.vae_factor == 4 and pipeline.model.dtype == torch.float32 and not pipeline.stack
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_refused(comfy):
     with pytest.raises(errors(comfy).MotionDirectorError, match="no CUDA GPU: choose auto or cpu"):
