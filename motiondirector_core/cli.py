@@ -286,6 +286,10 @@ def _add_generate(sub) -> None:
     p.add_argument("--spatial-clip", type=int, metavar="N", default=0,
                    help="for sources with one spatial LoRA per training clip: which clip's (default 0)")
     p.add_argument("--seed", type=int, metavar="N", default=0, help="random seed (default 0)")
+    p.add_argument("--side-by-side", metavar="CLIP",
+                   help="also write FILE_side_by_side.png: this clip's frames above the generated ones")
+    p.add_argument("--side-by-side-stride", type=int, metavar="N", default=1,
+                   help="take every N-th frame of the --side-by-side clip (default 1)")
     _add_sampling(p)
     _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")
     p.set_defaults(run=run_generate)

@@ -165,6 +165,9 @@ def reproduce_command(record: dict) -> str:
     if record["reference"] and record["noise_prior"] > 0:
         parts += ["--reference", record["reference"]["source"], "--noise-prior", f"{record['noise_prior']:g}",
                   "--inversion-steps", str(record["reference"]["inversion_steps"])]
+    if record.get("side_by_side"):
+        parts += ["--side-by-side", record["side_by_side"]["clip"],
+                  "--side-by-side-stride", str(record["side_by_side"]["stride"])]
     for key in ("frames", "width", "height", "steps", "cfg", "seed", "scheduler", "fps", "dtype", "device"):
         value = record[key]
         parts += [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
@@ -190,6 +193,8 @@ def generate_command(args) -> None:
     _check_output_video(out)
     p = noise_prior_strength(args)
     _check_exists([args.temporal_lora, *args.spatial_lora], "LoRA source")
+    if args.side_by_side and not Path(args.side_by_side).expanduser().exists():
+        raise MotionDirectorError(f"--side-by-side {args.side_by_side} does not exist: give a video or image.")
     scales = args.spatial_scale
     if len(scales) == 1:
         scales = scales * len(args.spatial_lora)
@@ -212,6 +217,7 @@ def generate_command(args) -> None:
     set_scales(model.unet, {lora.adapter: lora.scale for lora in loras if lora.scale != 0})
     settings = sample_settings(args, args.prompt, args.seed, p)
     check_settings(model, settings, has_reference=p > 0)
+    compare_frames = comparison_frames(args) if args.side_by_side else None
     with CancelOnInterrupt("generation") as cancel:
         prior, reference = resolve_reference(model, args, p, cancel)
         frames = generate(model, settings, reference_latents=prior, on_step=_progress("sampling"), should_cancel=cancel)
@@ -228,10 +234,43 @@ def generate_command(args) -> None:
         "device": str(model.device),
         "loras": [dataclasses.asdict(lora) for lora in loras],
         "reference": reference,
+        "side_by_side": None,
     }
+    if compare_frames is not None:
+        image = write_side_by_side(side_by_side_path(out), compare_frames, frames)
+        record["side_by_side"] = {"image": str(image.resolve()), "clip": str(Path(args.side_by_side).resolve()),
+                                  "stride": args.side_by_side_stride}
     record["command"] = reproduce_command(record)
     settings_path = write_json(out.with_suffix(".json"), record)
-    print(f"wrote {out} ({frames.shape[0]} frames, {frames.shape[2]}x{frames.shape[1]}) and {settings_path}")
+    written = f"{settings_path}" + (f" and {record['side_by_side']['image']}" if compare_frames is not None else "")
+    print(f"wrote {out} ({frames.shape[0]} frames, {frames.shape[2]}x{frames.shape[1]}), {written}")
+
+
+def side_by_side_path(video: Path) -> Path:
+    return video.with_name(video.stem + "_side_by_side.png")
+
+
+def comparison_frames(args):
+    """The --side-by-side clip's frames, read at the output's frame count and size (before sampling, so that a bad
+    clip fails before the slow part)."""
+    from .clips import FrameSampling, read_clip
+
+    path = Path(args.side_by_side).expanduser()
+    sampling = FrameSampling(frames=args.frames, stride=args.side_by_side_stride, width=args.width,
+                             height=args.height, repeat_short=True)
+    return read_clip(path, sampling, prompt="comparison clip").frames
+
+
+def write_side_by_side(path: Path, reference, generated, pixels: int = 96) -> Path:
+    """Reference frames over generated frames, one frame per column, each frame at least `pixels` high (small
+    frames are enlarged without smoothing, so that a 32-pixel clip stays readable)."""
+    from .video_io import side_by_side, write_image
+
+    grid = side_by_side(reference, generated, columns=max(reference.shape[0], generated.shape[0]))
+    factor = max(1, -(-pixels // generated.shape[1]))
+    if factor > 1:
+        grid = grid.repeat_interleave(factor, dim=0).repeat_interleave(factor, dim=1)
+    return write_image(path, grid)
 
 
 def read_prompts(path: str) -> list[str]:

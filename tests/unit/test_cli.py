@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from motiondirector_core.cli import SCHEDULER_NAMES, build_parser, main
 from tests.fixtures.media import moving_square, write_pyav
@@ -111,6 +112,8 @@ def test_checks_that_run_before_any_model_load(tmp_path, capsys):
         (["generate", "--model", tmp_path, "--prompt", "p", "--out", tmp_path / "v.mp4", "--noise-prior", "0.3"],
          "--noise-prior needs --reference"),
         (["generate", "--model", tmp_path, "--prompt", "p", "--out", tmp_path / "v.avi"], "must end in one of"),
+        (["generate", "--model", tmp_path, "--prompt", "p", "--out", tmp_path / "v.mp4", "--side-by-side",
+          tmp_path / "gone.mp4"], "--side-by-side"),
         (["generate", "--model", tmp_path, "--prompt", "p", "--out", tmp_path / "v.mp4", "--spatial-lora",
           tmp_path, tmp_path, "--spatial-scale", "1", "2", "3"], "3 values for 2"),
         (["train", "--model", tmp_path, "--output", tmp_path], "no clips given"),
@@ -149,10 +152,18 @@ def test_generate_with_lora_and_reference_clip(trained_run, media, tiny_model_di
     result = run_cli(media, "generate", "--model", tiny_model_dir, "--prompt", "a cat", "--out", out,
                      "--temporal-lora", trained_run, "--temporal-scale", "0.8",
                      "--spatial-lora", trained_run / "final" / "spatial.safetensors", "--spatial-scale", "0.5",
-                     "--reference", media / "clip.mp4", "--inversion-steps", 2, "--steps", 2, "--seed", 7, *TINY)
+                     "--reference", media / "clip.mp4", "--inversion-steps", 2, "--steps", 2, "--seed", 7,
+                     "--side-by-side", media / "clip.mp4", "--side-by-side-stride", 2, *TINY)
     assert_ok(result)
     frames, _ = read_video(out)
     assert tuple(frames.shape) == (4, 32, 32, 3)
+    from PIL import Image
+
+    picture = Image.open(media / "gen" / "video_side_by_side.png")
+    assert picture.size == (4 * 96, 2 * 96)  # 4 frames a row, reference over generated, 32 px enlarged 3x
+    top_left = torch.tensor(list(picture.getdata())).view(192, 384, 3)[:96, :96].float() / 255
+    reference, _ = read_video(media / "clip.mp4")
+    assert (top_left[::3, ::3] - reference[0, :, 16:48]).abs().mean() < 0.05  # first frame, centre-cropped
     record = json.loads(out.with_suffix(".json").read_text())
     assert [record[k] for k in ("prompt", "frames", "width", "steps", "seed")] == ["a cat", 4, 32, 2, 7]
     assert record["noise_prior"] == 0.5 and record["reference"]["source"] == str((media / "clip.mp4").resolve())
@@ -160,6 +171,7 @@ def test_generate_with_lora_and_reference_clip(trained_run, media, tiny_model_di
     assert record["motiondirector_core_version"]
     assert [(lora["kind"], lora["scale"]) for lora in record["loras"]] == [("temporal", 0.8), ("spatial", 0.5)]
     assert "--temporal-lora" in record["command"] and "--noise-prior 0.5" in record["command"]
+    assert record["side_by_side"]["stride"] == 2 and "--side-by-side-stride 2" in record["command"]
     assert list((media / "cache" / "motiondirector" / "inversions").glob("*.safetensors"))
 
 
