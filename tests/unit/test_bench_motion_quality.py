@@ -1,0 +1,54 @@
+"""bench/motion_quality.py end to end at toy size (the tiny random model, 2 steps): every variant is trained,
+sampled and scored, and the table, JSON and picture are written."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("motion_quality", REPO / "bench" / "motion_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_variant_is_trained_sampled_and_scored(bench, tiny_model_dir, tmp_path):
+    settings = bench.Settings(motions=("orbit", "zoom in"), steps=2, rank=4, sample_seeds=(0,), sample_steps=2)
+    result = bench.run(settings, tmp_path / "runs", tiny_model_dir, printer=lambda line: None)
+    rows = result["rows"]
+    assert [r["variant"] for r in rows] == list(bench.VARIANTS) * 2  # a second motion trains on the same model
+    assert all(r["samples"] == len(bench.NEW_APPEARANCES) for r in rows)
+    assert [r["train_seconds"] > 0 for r in rows] == [False, True, True, True] * 2
+    for variant in ("coupled", "dual", "full"):
+        files = sorted(p.name for p in (tmp_path / "runs" / "orbit" / variant / "final").glob("*.safetensors"))
+        assert files == (["coupled.safetensors"] if variant == "coupled" else
+                         ["spatial.safetensors", "temporal.safetensors"])
+    for row in rows:
+        assert -1 <= row["motion_fidelity"] <= 1 and -1 <= row["trajectory_fidelity"] <= 1
+
+    bench.write_results(result, tmp_path / "out", "python bench/motion_quality.py --test", 0.5)
+    table = (tmp_path / "out" / "motion_quality.md").read_text()
+    assert "python bench/motion_quality.py --test" in table
+    assert table.count("| orbit |") == 4 and table.count("| zoom in |") == 4 and table.count("| all |") == 4
+    saved = json.loads((tmp_path / "out" / "motion_quality.json").read_text())
+    assert saved["rows"][7]["variant"] == "full" and saved["settings"]["steps"] == 2
+    from PIL import Image
+
+    assert Image.open(tmp_path / "out" / "motion_quality.png").size == (5 * 8 * 32, 2 * 32)  # motions x clips
+    assert "| leaked colour | leaked shape |" in table
+    bench.rewrite_table(tmp_path / "out")  # the same table again from the JSON alone
+    assert (tmp_path / "out" / "motion_quality.md").read_text() == table
+
+
+def test_the_reference_clips_share_one_appearance_and_one_motion(bench):
+    clips = bench.reference_clips("zigzag", bench.Settings())
+    assert len(clips) == len(bench.REFERENCE_SEEDS)
+    assert {c.prompt for c in clips} == {"a red square moving in a zigzag"}
+    assert all(tuple(c.frames.shape) == (8, 32, 32, 3) for c in clips)
+    assert not any(shape == "square" or colour == "red" for shape, colour in bench.NEW_APPEARANCES)
