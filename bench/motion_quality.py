@@ -140,7 +140,6 @@ def summary(reports: list[dict]) -> dict:
 
 
 def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) -> dict:
-    torch.set_grad_enabled(False)
     model = load_model(model_dir, dtype="fp32", device="cpu")
     base = Pipeline(model)
     rows, sheets = [], []

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,7 @@ def bench():
 def test_every_variant_is_trained_sampled_and_scored(bench, tiny_model_dir, tmp_path):
     settings = bench.Settings(motions=("orbit", "zoom in"), steps=2, rank=4, sample_seeds=(0,), sample_steps=2)
     result = bench.run(settings, tmp_path / "runs", tiny_model_dir, printer=lambda line: None)
+    assert torch.is_grad_enabled()  # the caller's autograd mode is left as it was
     rows = result["rows"]
     assert [r["variant"] for r in rows] == list(bench.VARIANTS) * 2  # a second motion trains on the same model
     assert all(r["samples"] == len(bench.NEW_APPEARANCES) for r in rows)
