@@ -1,7 +1,6 @@
 """The inference commands (generate, invert, sweep): base model, LoRA sources, noise prior, written records."""
 
 import dataclasses
-import json
 import logging
 import os
 import shlex
@@ -11,7 +10,7 @@ from pathlib import Path
 from . import __version__
 from .cli import CancelOnInterrupt, resolve_device
 from .errors import MotionDirectorError
-from .files import atomic_path
+from .files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -172,12 +171,6 @@ def reproduce_command(record: dict) -> str:
         value = record[key]
         parts += [f"--{key}", f"{value:g}" if isinstance(value, float) else str(value)]
     return shlex.join(parts)
-
-
-def write_json(path: Path, data: dict) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
 
 
 def _progress(label: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from .errors import MotionDirectorError
-from .files import atomic_path
+from .files import write_text
 from .train_config import PRECISIONS, TRAIN_MODES, TrainConfig, ValidationConfig
 
 log = logging.getLogger(__name__)
@@ -269,10 +269,7 @@ def dump_config(config: TrainConfig) -> str:
 
 
 def write_config(path: str | Path, config: TrainConfig) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(dump_config(config), encoding="utf-8")
-    return path
+    return write_text(path, dump_config(config))
 
 
 def apply_overrides(config: TrainConfig, source: str = "override", /, **overrides) -> TrainConfig:

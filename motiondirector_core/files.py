@@ -54,6 +54,47 @@ def atomic_dir(path: str | Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def recover_interrupted_saves(folder: str | Path) -> list[str]:
+    """Undo what a process killed inside `atomic_dir` / `atomic_path` left in `folder`; returns what was done.
+
+    A half-written `.NAME.*.tmp` is deleted; a `.NAME.old` whose NAME is gone (killed between the two renames that
+    replace a folder) is put back, so a kill at any moment loses at most the save that was under way.
+    """
+    folder = Path(folder)
+    done = []
+    if not folder.is_dir():
+        return done
+    for child in sorted(folder.iterdir()):
+        name = child.name
+        if name.startswith(".") and name.endswith(".tmp"):
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+            done.append(f"removed the unfinished save {name}")
+        elif name.startswith(".") and name.endswith(".old") and len(name) > 5:
+            original = folder / name[1:-4]
+            if original.exists():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+                done.append(f"removed {name}, already replaced by {original.name}")
+            else:
+                os.replace(child, original)
+                done.append(f"restored {original.name} from {name}")
+    return done
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """`text` to `path` as UTF-8, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_json(path: str | Path, data) -> Path:
+    """`data` as indented JSON (non-ASCII kept) to `path`, atomically."""
+    import json
+
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def write_safetensors(path: str | Path, tensors: dict, metadata: dict) -> Path:
     """Tensors (made contiguous) and string metadata to a safetensors file, atomically."""
     from safetensors.torch import save_file

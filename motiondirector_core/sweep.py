@@ -7,7 +7,6 @@ is needed to reproduce it), and `<out_dir>/index.json` / `index.csv` listing eve
 import csv
 import dataclasses
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from . import lora
 from .errors import MotionDirectorError
-from .files import atomic_path
+from .files import write_json, write_text
 from .invert import NoisePrior
 from .sample import SampleSettings, check_settings, generate
 
@@ -139,16 +138,10 @@ def run_sweep(
     return results
 
 
-def write_json(path: Path, data) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
-
-
 def write_index(out_dir: Path, results: list[dict]) -> None:
     write_json(out_dir / "index.json", {"results": results})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(results)
-    with atomic_path(out_dir / "index.csv") as tmp:
-        tmp.write_text(buffer.getvalue())
+    write_text(out_dir / "index.csv", buffer.getvalue())

@@ -10,9 +10,9 @@ DDIM scheduler), so `models.load_model` loads it like any other. Sizes:
   starts from pure noise as in training and flat backgrounds come out clean (TOYWORLD.md).
 """
 
-import json
 from pathlib import Path
 
+from ..files import write_json
 from ..models import ModelScopeFamily
 
 SIZE = 32  # pixels: the native frame size
@@ -104,6 +104,4 @@ def parameter_count(module) -> int:
 
 
 def write_model_index(folder: str | Path) -> Path:
-    path = Path(folder) / "model_index.json"
-    path.write_text(json.dumps(MODEL_INDEX, indent=2) + "\n")
-    return path
+    return write_json(Path(folder) / "model_index.json", MODEL_INDEX)

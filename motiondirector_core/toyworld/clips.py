@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MotionDirectorError
+from ..files import write_text
 from ..video_io import write_video
 
 SHAPES = ("circle", "square", "triangle")
@@ -200,5 +201,5 @@ def write_clip(path: str | Path, fps: float = 8.0, **params) -> ToyClip:
     path = Path(path)
     clip = make_clip(**params)
     write_video(path, clip.frames, fps=fps)
-    path.with_suffix(".txt").write_text(clip.caption + "\n", encoding="utf-8")
+    write_text(path.with_suffix(".txt"), clip.caption + "\n")
     return clip

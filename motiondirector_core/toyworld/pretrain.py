@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MotionDirectorError
-from ..files import atomic_dir
+from ..files import atomic_dir, write_json
 from ..sample import scheduler_from_config
 from . import architecture
 from .dataset import ToyDataset, to_float, to_uint8
@@ -138,7 +138,7 @@ class _Run:
                     f"or delete that folder to start again."
                 )
         else:
-            path.write_text(json.dumps(wanted, indent=2) + "\n")
+            write_json(path, wanted)
 
     # ---- data -----------------------------------------------------------------------------------------
 
@@ -380,7 +380,7 @@ class _Run:
             architecture.build_scheduler().save_pretrained(tmp / "scheduler")
             architecture.write_model_index(tmp)
             info = self._info(unet, vae, text_encoder, int(state["total"]), list(state.get("extended_from", [])))
-            (tmp / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+            write_json(tmp / INFO_FILE, info)
         size = sum(p.stat().st_size for p in Path(self.cfg.out).rglob("*") if p.is_file())
         self.progress.say(f"saved {self.cfg.out} ({size / 2**20:.1f} MiB)")
         self.progress.log({"stage": "save", "event": "saved", "bytes": size, "out": str(self.cfg.out)})
@@ -419,12 +419,12 @@ class _Run:
         report = evaluate(model, default_prompts(cfg.eval_prompts), seeds=tuple(range(cfg.eval_seeds)),
                           steps=cfg.eval_steps, cfg=cfg.eval_cfg, frames=cfg.frames, size=cfg.size,
                           on_sample=on_sample)
-        (self.work / "caption_eval.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(self.work / "caption_eval.json", report)
         write_image(self.work / "caption_eval.png", torch.cat(rows, dim=0))
         info_path = cfg.out / INFO_FILE
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         info["caption_eval"] = {**report["accuracy"], "samples": len(report["samples"]), **report["settings"]}
-        info_path.write_text(json.dumps(info, indent=2) + "\n")
+        write_json(info_path, info)
         shown = ", ".join(f"{k} {v:.0%}" for k, v in report["accuracy"].items())
         self.progress.say(f"caption eval over {len(report['samples'])} samples: {shown}")
         self.progress.log({"stage": "eval", "event": "accuracy", **report["accuracy"]})

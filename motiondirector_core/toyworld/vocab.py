@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import MotionDirectorError
+from ..files import write_json, write_text
 from .clips import COLOURS, MOTIONS, SHAPES, caption
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -76,8 +77,8 @@ def write_tokenizer(folder: str | Path, max_length: int = 16, words: list[str] |
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     merges = learn_merges(caption_words() if words is None else words)
-    (folder / "vocab.json").write_text(json.dumps(build_vocab(merges), ensure_ascii=False) + "\n", encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    write_text(folder / "vocab.json", json.dumps(build_vocab(merges), ensure_ascii=False) + "\n")
+    write_text(folder / "merges.txt", "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     config = {
         "tokenizer_class": "CLIPTokenizer",
         "model_max_length": max_length,
@@ -87,7 +88,7 @@ def write_tokenizer(folder: str | Path, max_length: int = 16, words: list[str] |
         "pad_token": EOS,
         "do_lower_case": True,
     }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_json(folder / "tokenizer_config.json", config)
     return folder
 
 
