@@ -234,7 +234,7 @@ def _add_train(sub) -> None:
     p.add_argument("--start", type=int, metavar="N", help="first frame to take (default 0)")
     p.add_argument("--resize", choices=("crop", "squash"), help="fit frames by center crop or by stretching")
     p.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
-    p.add_argument("--resume", metavar="CHECKPOINT_DIR", help="continue a run from one of its checkpoint folders")
+    p.add_argument("--resume", metavar="DIR", help="continue a run: its folder (latest checkpoint) or one checkpoint")
     p.add_argument("--lr", type=float, metavar="X", help="learning rate of both LoRAs (default 5e-4)")
     p.add_argument("--lr-spatial", type=float, metavar="X", help="learning rate of the spatial LoRA")
     p.add_argument("--lr-temporal", type=float, metavar="X", help="learning rate of the temporal LoRA")

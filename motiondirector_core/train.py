@@ -23,6 +23,7 @@ from . import train_state
 from .activation_checkpointing import disable_activation_checkpointing, enable_activation_checkpointing
 from .clips import Clip
 from .errors import Cancelled, MotionDirectorError
+from .files import recover_interrupted_saves
 from .losses import noise_mse, temporal_loss
 from .lora import LoraWeights, active_scales, adapter_names, adapter_parameters, adapter_state, add_adapter
 from .lora import remove_adapter, set_dropout, set_scales
@@ -104,6 +105,8 @@ class _Run:
                 f"the model already holds adapter(s) {taken} (from an earlier training run or a loaded LoRA): "
                 f"reload the base model or remove those adapters before training."
             )
+        for done in recover_interrupted_saves(self.output):  # a process killed while saving left these
+            log.warning("%s: %s", self.output, done)
         self.resume = train_state.read_checkpoint(config.resume) if config.resume else None
         if self.resume is None:
             self._check_output_is_free()

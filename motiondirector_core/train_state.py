@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .errors import MotionDirectorError
-from .files import atomic_dir, atomic_path
+from .files import atomic_dir, recover_interrupted_saves, write_text
 from .lora import A_SUFFIX, B_SUFFIX, LoraWeights, check_fits, lora_layers
 from .lora_files import read_lora, save_lora
 
@@ -73,13 +73,30 @@ class Checkpoint:
     state: dict
 
 
-def read_checkpoint(folder: str | Path) -> Checkpoint:
+def resume_point(folder: str | Path) -> Path:
+    """`folder` if it is a checkpoint, else the latest checkpoint of the run folder `folder` (final/ first)."""
     folder = Path(folder).expanduser()
+    if (folder / STATE_FILE).is_file() or not folder.is_dir():
+        return folder
+    recover_interrupted_saves(folder)
+    steps = []
+    for child in folder.iterdir():
+        if (child / STATE_FILE).is_file():
+            if child.name == "final":
+                return child
+            if child.name.startswith("checkpoint-") and child.name[len("checkpoint-"):].isdigit():
+                steps.append((int(child.name[len("checkpoint-"):]), child))
+    return max(steps)[1] if steps else folder
+
+
+def read_checkpoint(folder: str | Path) -> Checkpoint:
+    """The checkpoint in `folder`, or the latest one of the run folder `folder`."""
+    folder = resume_point(folder)
     state_path = folder / STATE_FILE
     if not state_path.is_file():
         raise MotionDirectorError(
-            f"cannot resume from {folder}: it has no {STATE_FILE}; point resume at a checkpoint-<step> or final "
-            f"folder written by this trainer."
+            f"cannot resume from {folder}: it has no {STATE_FILE} and holds no checkpoint; point resume at a run "
+            f"folder, or at a checkpoint-<step> or final folder, written by this trainer."
         )
     try:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
@@ -129,8 +146,7 @@ def read_log(path: Path, up_to_step: int) -> list[str]:
 
 def start_log(path: Path, lines: list[str]) -> None:
     """(Re)write the log with `lines`, atomically; steps are appended afterwards."""
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    write_text(path, "".join(line + "\n" for line in lines))
 
 
 def append_log(path: Path, record: dict) -> None:
