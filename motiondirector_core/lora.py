@@ -7,6 +7,7 @@ A LoRA adds `scale * B(A(x))` with alpha = rank, so a scale of 1 is the trained 
 """
 
 import hashlib
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -36,7 +37,17 @@ class LoraWeights:
 
     @property
     def alpha(self) -> float:
-        return float(self.metadata.get("alpha", self.rank))
+        value = self.metadata.get("alpha", self.rank)
+        try:
+            alpha = float(value)
+        except (TypeError, ValueError):
+            alpha = float("nan")
+        if not math.isfinite(alpha) or alpha <= 0:
+            raise MotionDirectorError(
+                f"LoRA {self.source or self.kind} has alpha {value!r} in its metadata, not a positive number: "
+                f"the file is damaged; re-save or re-download it."
+            )
+        return alpha
 
     @property
     def modules(self) -> list[str]:
@@ -164,8 +175,28 @@ def adapter_state(unet: torch.nn.Module, name: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def check_values(weights: LoraWeights) -> None:
+    """Float matrices with finite values, and a usable alpha."""
+    source = weights.source or f"the {weights.kind} LoRA"
+    for key, tensor in weights.state.items():
+        if not tensor.is_floating_point() or tensor.ndim != 2:
+            raise MotionDirectorError(
+                f"{source}: {key} is a {tensor.ndim}-D {str(tensor.dtype).replace('torch.', '')} tensor, LoRA "
+                f"weights are 2-D float matrices; the file is damaged or not a LoRA."
+            )
+        if not torch.isfinite(tensor).all():
+            raise MotionDirectorError(
+                f"{source}: {key} holds NaN or infinite values; the file is damaged or was saved from a diverged "
+                f"run. Use an earlier checkpoint."
+            )
+    if weights.state:
+        _ = weights.alpha  # raises if the metadata's alpha is unusable
+
+
 def check_fits(unet: torch.nn.Module, family, weights: LoraWeights) -> None:
-    """Every key names a target layer of the weights' kind, every A/B pair is whole and every shape fits."""
+    """Every key names a target layer of the weights' kind, every A/B pair is whole and every shape fits;
+    the values are finite floats (a damaged file or a diverged run would otherwise give black or noisy videos)."""
+    check_values(weights)
     targets = set(family.lora_targets(unet, weights.kind))
     layers = dict(unet.named_modules())
     # One adapter has one rank (that of its first lora_A): a layer with another rank cannot be loaded into it.

@@ -112,9 +112,12 @@ def decoding_errors(path: Path):
     """Turn PyAV failures on a bad file into one MotionDirectorError that names the file."""
     try:
         yield
-    except av.error.FFmpegError as exc:
+    except (av.error.FFmpegError, UnicodeDecodeError, OverflowError, ValueError) as exc:
+        # Besides FFmpeg's own errors, PyAV raises the others on damaged headers (metadata that is not UTF-8,
+        # absurd sizes or time bases).
         raise MotionDirectorError(
-            f"cannot decode video {path}: the file is corrupt, truncated or not a video ({exc.strerror or exc}). "
+            f"cannot decode video {path}: the file is corrupt, truncated or not a video "
+            f"({getattr(exc, 'strerror', None) or exc}). "
             "Re-export or re-download it, or remove it from the clips."
         ) from exc
 
@@ -128,6 +131,11 @@ def open_video(path: str | Path):
     with decoding_errors(path):
         container = av.open(str(path))
     try:
+        if not container.streams:  # a file cut before its index, or a recording stopped before its first frame
+            raise MotionDirectorError(
+                f"cannot decode video {path}: the file is corrupt, truncated or not a video (it holds no streams). "
+                "Re-export or re-download it, or remove it from the clips."
+            )
         if not container.streams.video:
             raise MotionDirectorError(f"{path} has no video stream (audio only?). Use a file that contains video.")
         yield container, container.streams.video[0]
