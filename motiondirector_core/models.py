@@ -202,7 +202,7 @@ class ModelScopeFamily(ModelFamily):
             text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", torch_dtype=dtype)
             tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
             scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
-        except (OSError, ValueError, json.JSONDecodeError, KeyError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:  # what damaged or incomplete files raise
             raise MotionDirectorError(f"model folder {path} could not be loaded ({exc}); re-copy the model.") from exc
         install_single_frame_bypass(unet)
         for module in (unet, vae, text_encoder):
