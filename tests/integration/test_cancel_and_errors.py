@@ -1,6 +1,8 @@
 """Cancel during training through POST /interrupt, and a server that survives failing prompts."""
 
 import json
+import os
+import pickle
 import time
 
 import pytest
@@ -88,9 +90,28 @@ def execution_error(server, entry) -> dict:
     return errors[0]
 
 
-def test_failing_prompts_leave_the_server_running(server):
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_failing_prompts_leave_the_server_running(server, tmp_path):
     missing_clip = execution_error(server, server.run(
         train_graph("never", 2, path="motiondirector_examples/no_such_clip.mp4"), timeout=120))
+    (server.input_dir / "md_tests").mkdir(exist_ok=True)
+    (server.input_dir / "md_tests" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 broken" * 20)
+    broken_clip = execution_error(server, server.run(train_graph("never", 2, path="md_tests/broken.mp4"), timeout=120))
+    marker = tmp_path / "the_pickle_ran"
+    evil = server.lora_dir / "evil" / "temporal" / "lora" / "300_unet.pt"
+    evil.parent.mkdir(parents=True)
+    evil.write_bytes(pickle.dumps([_RunsCode(marker)], protocol=2))
+    code_lora = execution_error(server, server.run(sample_graph("evil/temporal/lora/300_unet.pt"), timeout=120))
+    escape = train_graph("never", 2)
+    escape["3"]["inputs"]["run_name"] = "../../outside"
+    escaping_name = execution_error(server, server.run(escape, timeout=120))
     bad_model = train_graph("never", 2)
     bad_model["1"]["inputs"]["model"] = "no-such-model"  # 0.3.75 checks no V3 combo value before running
     missing_model = execution_error(server, server.run(bad_model, timeout=120))
@@ -103,6 +124,10 @@ def test_failing_prompts_leave_the_server_running(server):
     assert "no-such-model" in missing_model["exception_message"]
     assert "diffusers" in missing_model["exception_message"]  # names the folder where models go
     assert "value_smaller_than_min" in json.dumps(refused.value.body)
+    assert broken_clip["node_type"] == "MD_LoadClips" and "corrupt" in broken_clip["exception_message"]
+    assert "refused to load" in code_lora["exception_message"] and not marker.exists()
+    assert "inside the output folder" in escaping_name["exception_message"]
+    assert not (server.output_dir.parent / "outside").exists()
     assert server.alive()
     good = server.run(train_graph("after_failure", 2), timeout=120)
     assert_success(server, good)
