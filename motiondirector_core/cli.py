@@ -79,8 +79,8 @@ def format_duration(seconds: float) -> str:
 TRAIN_OVERRIDES = (
     "model", "clips", "prompt", "output", "train", "steps", "rank", "alpha", "dropout", "lr_spatial",
     "lr_temporal", "weight_decay", "beta", "spatial_per_clip", "width", "height", "frames", "stride", "fps",
-    "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "optimizer", "checkpoint_every",
-    "device", "resume", "validation_prompts", "validation_every",
+    "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "cache_encodings", "optimizer",
+    "checkpoint_every", "device", "resume", "validation_prompts", "validation_every",
 )
 
 
@@ -246,7 +246,11 @@ def _add_train(sub) -> None:
     p.add_argument("--precision", choices=PRECISIONS, help="autocast precision of the forward passes (default fp32)")
     p.add_argument("--optimizer", choices=("adamw", "adamw8bit"), help="optimizer (default adamw)")
     p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
-                   help="trade speed for memory")
+                   help="force gradient checkpointing on or off (default auto: on only if a step runs out of GPU "
+                        "memory without it)")
+    p.add_argument("--cache-encodings", action=argparse.BooleanOptionalAction, default=None,
+                   help="encode clips and prompts once (default); --no-cache-encodings re-encodes them every step, "
+                        "as the reference trainer does")
     p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="steps between checkpoints (default 50, 0 = final only)")
     p.add_argument("--validation-prompt", dest="validation_prompts", action="append", metavar="TEXT",

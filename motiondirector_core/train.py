@@ -10,6 +10,7 @@ checkpoint continues exactly as if it had never stopped.
 """
 
 import contextlib
+import copy
 import logging
 import math
 import time
@@ -119,8 +120,10 @@ class _Run:
             )
         self.weight_decay = resolved_weight_decay(config.weight_decay, clips)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.clips = prepare_clips(model, clips, flip=config.hflip > 0 and self.mode != "temporal")
+        self.source_clips, self.flip = clips, config.hflip > 0 and self.mode != "temporal"
+        self.clips = prepare_clips(model, clips, flip=self.flip)
         self.step, self.elapsed, self.saved_step, self.last_checkpoint = 0, 0.0, 0, None
+        self.memory_checked = config.gradient_checkpointing is not None  # auto: the first step decides
         self.z_inv = None
         self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.precision)
 
@@ -195,7 +198,8 @@ class _Run:
         model, unet = self.model, self.unet
         was_training, scales_before = unet.training, active_scales(unet)
         # Latents and embeddings are cached: the encoders can leave the training device (if they are on it).
-        offloaded = model.device.type != "cpu" and next(model.vae.parameters()).device == model.device
+        offloaded = (self.config.cache_encodings and model.device.type != "cpu"
+                     and next(model.vae.parameters()).device == model.device)
         if offloaded:
             model.offload_encoders()
         self.encoders_offloaded = offloaded
@@ -240,7 +244,7 @@ class _Run:
             if callbacks.should_cancel is not None and callbacks.should_cancel():
                 self._cancel()
             started = time.perf_counter()
-            losses = self._train_step()
+            losses = self._train_step() if self.memory_checked else self._first_step()
             seconds = time.perf_counter() - started
             self.elapsed += seconds
             info = StepInfo(self.step, cfg.steps, losses, {n: self._lr(n) for n in self.adapters}, seconds, self.elapsed)
@@ -256,6 +260,40 @@ class _Run:
                 except Cancelled:
                     self._cancel()
 
+    def _first_step(self) -> dict[str, float]:
+        """The first step of an auto-checkpointing run: without checkpointing, or, out of GPU memory, again from
+        the same state (weights, optimizers, random streams) with it on."""
+        saved = self._snapshot()
+        try:
+            losses = self._train_step()
+        except torch.cuda.OutOfMemoryError:
+            self._restore(saved)
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            log.warning("out of GPU memory at step %d without gradient checkpointing: taking the step again with "
+                        "it on, for the rest of the run (set gradient_checkpointing to choose)", self.step + 1)
+            enable_activation_checkpointing(self.unet)
+            losses = self._train_step()
+        self.memory_checked = True
+        return losses
+
+    def _snapshot(self) -> tuple[dict, dict]:
+        state = train_state.capture_state(self.step, self.elapsed, self.adapters, self.optimizers, self.scalers,
+                                          self.generator)
+        params = {name: [p.detach().clone() for p in params] for name, params in self.params.items()}
+        return copy.deepcopy(state), params  # deep: the optimizers update their state tensors in place
+
+    def _restore(self, saved: tuple[dict, dict]) -> None:
+        state, params = saved
+        train_state.restore_state(state, self.optimizers, self.scalers, self.generator)
+        self.step = state["step"]
+        with torch.no_grad():
+            for name, values in params.items():
+                for param, value in zip(self.params[name], values):
+                    param.copy_(value)
+
     def _draw(self) -> _Draw:
         g = self.generator
         clip = int(torch.randint(len(self.clips), (1,), generator=g))
@@ -267,6 +305,8 @@ class _Run:
         return _Draw(clip, flip < self.config.hflip, skip < self.config.spatial_skip_prob, timestep, frame, anchor, noise)
 
     def _train_step(self) -> dict[str, float]:
+        if not self.config.cache_encodings:
+            self.clips = prepare_clips(self.model, self.source_clips, flip=self.flip)
         d = self._draw()
         clip: PreparedClip = self.clips[d.clip]
         latents = clip.flipped if d.flip and clip.flipped is not None else clip.latents

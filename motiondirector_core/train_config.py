@@ -51,7 +51,12 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "fp32"  # frozen base weights
     precision: str = "fp32"  # autocast for the forward passes: fp32 | fp16 | bf16
-    gradient_checkpointing: bool = False
+    # None (auto): off, unless the first step runs out of GPU memory; then that step is taken again from the same
+    # state with checkpointing on, which stays on. True / False force it.
+    gradient_checkpointing: bool | None = None
+    # False: encode every clip (VAE) and prompt (text encoder) again at each step, as the reference trainer does;
+    # same results, slower. The speed benchmark's plain baseline.
+    cache_encodings: bool = True
     optimizer: str = "adamw"  # adamw | adamw8bit
     checkpoint_every: int = 50  # 0 = only the final weights
     device: str | None = None

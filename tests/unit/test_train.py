@@ -288,6 +288,53 @@ def test_gradient_checkpointing_setting_trains_the_same_weights(tiny_model, tmp_
             torch.testing.assert_close(a[k], b[k])
 
 
+def test_auto_checkpointing_retakes_a_step_that_ran_out_of_memory(tiny_model, tmp_path, monkeypatch, caplog):
+    import motiondirector_core.train as train_module
+
+    real_pass, failures = train_module._Run._pass, []
+
+    def pass_short_of_memory(run, name, *args, **kwargs):
+        # The temporal pass (after the spatial one has stepped its optimizer) needs more than the "GPU" has.
+        if name == "temporal" and not activation_checkpointing_enabled(run.unet):
+            failures.append(run.step)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_pass(run, name, *args, **kwargs)
+
+    monkeypatch.setattr(train_module._Run, "_pass", pass_short_of_memory)
+    with caplog.at_level(logging.WARNING, logger="motiondirector_core"):
+        train(tiny_model, videos(1), config(tmp_path, "auto", steps=3, spatial_skip_prob=0.0))
+    monkeypatch.setattr(train_module._Run, "_pass", real_pass)
+    other = load_model(tiny_model.path)
+    train(other, videos(1), config(tmp_path, "always", steps=3, spatial_skip_prob=0.0, gradient_checkpointing=True))
+
+    assert failures == [1] and "out of GPU memory at step 1" in caplog.text
+    assert not activation_checkpointing_enabled(tiny_model.unet)  # switched off again at the end
+    steps = [json.loads(line)["step"] for line in (tmp_path / "auto" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    for name in ("temporal", "spatial"):  # the retaken step started from exactly the state before it
+        a = weights(tmp_path / "auto" / "final" / f"{name}.safetensors")
+        b = weights(tmp_path / "always" / "final" / f"{name}.safetensors")
+        for k in a:
+            torch.testing.assert_close(a[k], b[k])
+
+
+def test_encoding_every_step_like_the_reference_trains_the_same_weights(tiny_model, tmp_path, monkeypatch):
+    calls = []
+    encode = tiny_model.encode_frames
+    monkeypatch.setattr(tiny_model, "encode_frames", lambda frames: calls.append(1) or encode(frames))
+    train(tiny_model, videos(2), config(tmp_path, "cached", steps=3))
+    cached_calls = len(calls)
+    other = load_model(tiny_model.path)
+    monkeypatch.setattr(other, "encode_frames", lambda frames: calls.append(1) or encode.__func__(other, frames))
+    train(other, videos(2), config(tmp_path, "every_step", steps=3, cache_encodings=False))
+    assert cached_calls == 2 and len(calls) - cached_calls == 2 + 3 * 2  # once per clip, then again every step
+    for name in ("temporal", "spatial"):
+        a = weights(tmp_path / "cached" / "final" / f"{name}.safetensors")
+        b = weights(tmp_path / "every_step" / "final" / f"{name}.safetensors")
+        for k in a:
+            torch.testing.assert_close(a[k], b[k])
+
+
 def test_validation_samples_are_saved_and_dropout_comes_back(tiny_model, tmp_path):
     seen, modes = [], []
     validation = ValidationConfig(prompts=["a cat"], every=2, steps=2, cfg=2.0)
