@@ -2,11 +2,14 @@
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from .errors import MotionDirectorError
+
+UNFINISHED_SAVE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # tempfile's names for atomic_path / atomic_dir
 
 
 @contextlib.contextmanager
@@ -57,8 +60,9 @@ def atomic_dir(path: str | Path):
 def recover_interrupted_saves(folder: str | Path) -> list[str]:
     """Undo what a process killed inside `atomic_dir` / `atomic_path` left in `folder`; returns what was done.
 
-    A half-written `.NAME.*.tmp` is deleted; a `.NAME.old` whose NAME is gone (killed between the two renames that
-    replace a folder) is put back, so a kill at any moment loses at most the save that was under way.
+    A half-written `.NAME.<8 random characters>.tmp` is deleted; a `.NAME.old` folder whose NAME is gone (killed
+    between the two renames that replace a folder) is put back, so a kill at any moment loses at most the save that
+    was under way. Only names of that exact form are touched.
     """
     folder = Path(folder)
     done = []
@@ -66,10 +70,10 @@ def recover_interrupted_saves(folder: str | Path) -> list[str]:
         return done
     for child in sorted(folder.iterdir()):
         name = child.name
-        if name.startswith(".") and name.endswith(".tmp"):
+        if UNFINISHED_SAVE.fullmatch(name):
             shutil.rmtree(child) if child.is_dir() else child.unlink()
             done.append(f"removed the unfinished save {name}")
-        elif name.startswith(".") and name.endswith(".old") and len(name) > 5:
+        elif name.startswith(".") and name.endswith(".old") and len(name) > 5 and child.is_dir():
             original = folder / name[1:-4]
             if original.exists():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()

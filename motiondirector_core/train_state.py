@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .errors import MotionDirectorError
-from .files import atomic_dir, recover_interrupted_saves, write_text
+from .files import atomic_dir, write_text
 from .lora import A_SUFFIX, B_SUFFIX, LoraWeights, check_fits, lora_layers
 from .lora_files import read_lora, save_lora
 
@@ -78,7 +78,6 @@ def resume_point(folder: str | Path) -> Path:
     folder = Path(folder).expanduser()
     if (folder / STATE_FILE).is_file() or not folder.is_dir():
         return folder
-    recover_interrupted_saves(folder)
     steps = []
     for child in folder.iterdir():
         if (child / STATE_FILE).is_file():

@@ -41,7 +41,7 @@ def test_sigkill_mid_run_resumes_from_the_run_folder_and_matches_an_unbroken_run
     assert process.returncode == -signal.SIGKILL
     assert not (killed / "final").exists(), "the run finished before the kill: the test needs more steps"
     # What a kill inside a save leaves behind: a half-written folder, which resuming must ignore and clear.
-    half = killed / ".checkpoint-98.abc123.tmp"
+    half = killed / ".checkpoint-98.k2x9_q7m.tmp"
     half.mkdir()
     (half / "temporal.safetensors").write_bytes(b"\x00" * 7)
 
