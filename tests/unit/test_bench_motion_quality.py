@@ -24,9 +24,10 @@ def test_every_variant_is_trained_sampled_and_scored(bench, tiny_model_dir, tmp_
     result = bench.run(settings, tmp_path / "runs", tiny_model_dir, printer=lambda line: None)
     assert torch.is_grad_enabled()  # the caller's autograd mode is left as it was
     rows = result["rows"]
-    assert [r["variant"] for r in rows] == list(bench.VARIANTS) * 2  # a second motion trains on the same model
+    # a second motion trains on the same model; the probes sample the full variant's LoRA, untrained
+    assert [r["variant"] for r in rows] == [*bench.VARIANTS, *bench.PROBES] * 2
     assert all(r["samples"] == len(bench.NEW_APPEARANCES) for r in rows)
-    assert [r["train_seconds"] > 0 for r in rows] == [False, True, True, True] * 2
+    assert [r["train_seconds"] > 0 for r in rows] == [False, True, True, True, False, False] * 2
     for variant in ("coupled", "dual", "full"):
         files = sorted(p.name for p in (tmp_path / "runs" / "orbit" / variant / "final").glob("*.safetensors"))
         assert files == (["coupled.safetensors"] if variant == "coupled" else
@@ -37,15 +38,30 @@ def test_every_variant_is_trained_sampled_and_scored(bench, tiny_model_dir, tmp_
     bench.write_results(result, tmp_path / "out", "python bench/motion_quality.py --test", 0.5)
     table = (tmp_path / "out" / "motion_quality.md").read_text()
     assert "python bench/motion_quality.py --test" in table
-    assert table.count("| orbit |") == 4 and table.count("| zoom in |") == 4 and table.count("| all |") == 4
+    assert table.count("| orbit |") == 6 and table.count("| zoom in |") == 6 and table.count("| all |") == 6
     saved = json.loads((tmp_path / "out" / "motion_quality.json").read_text())
-    assert saved["rows"][7]["variant"] == "full" and saved["settings"]["steps"] == 2
+    assert saved["rows"][9]["variant"] == "full" and saved["settings"]["steps"] == 2
     from PIL import Image
 
     assert Image.open(tmp_path / "out" / "motion_quality.png").size == (5 * 8 * 32, 2 * 32)  # motions x clips
     assert "| leaked colour | leaked shape |" in table
     bench.rewrite_table(tmp_path / "out")  # the same table again from the JSON alone
     assert (tmp_path / "out" / "motion_quality.md").read_text() == table
+
+
+def test_a_probe_keeps_only_the_named_layers_of_the_motion_lora(bench):
+    layer = "down_blocks.0.temp_attentions.0.transformer_blocks.0"
+    state = {f"{layer}.{part}.lora_{ab}.weight": torch.ones(2, 2)
+             for part in ("attn1.to_q", "attn2.to_v", "ff.net.2") for ab in "AB"}
+    spatial = bench.LoraWeights("spatial", {"x.lora_A.weight": torch.ones(2, 2)})
+    lora = bench.LoraSet((bench.LoraWeights("temporal", state), spatial), "run")
+
+    feed_forward = bench.motion_layers(lora, bench.PROBES["full:feed-forward"])
+    attention = bench.motion_layers(lora, bench.PROBES["full:attention"])
+
+    assert sorted(feed_forward.loras[0].state) == [f"{layer}.ff.net.2.lora_A.weight", f"{layer}.ff.net.2.lora_B.weight"]
+    assert len(attention.loras[0].state) == 4 and not any(".ff." in k for k in attention.loras[0].state)
+    assert feed_forward.loras[1] is spatial and lora.loras[0].state == state  # the look and the original untouched
 
 
 def test_the_reference_clips_share_one_appearance_and_one_motion(bench):
