@@ -103,6 +103,7 @@ def test_failing_prompts_leave_the_server_running(server, tmp_path):
         train_graph("never", 2, path="motiondirector_examples/no_such_clip.mp4"), timeout=120))
     (server.input_dir / "md_tests").mkdir(exist_ok=True)
     (server.input_dir / "md_tests" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 broken" * 20)
+    (server.input_dir / "md_tests" / "broken.txt").write_text("a clip that was cut off")
     broken_clip = execution_error(server, server.run(train_graph("never", 2, path="md_tests/broken.mp4"), timeout=120))
     marker = tmp_path / "the_pickle_ran"
     evil = server.lora_dir / "evil" / "temporal" / "lora" / "300_unet.pt"
