@@ -1,0 +1,299 @@
+#!/usr/bin/env python
+"""Training and sampling speed and memory: this pack's settings against a plain baseline with the reference's.
+
+    python bench/speed.py                  # CPU: the embedded model, 32x32, 8 frames -> bench/results/speed_cpu.md
+    python bench/speed.py --device cuda    # GPU: ZeroScope's architecture with random weights at 384x384x16 and
+                                           #      576x320x24 -> bench/results/speed_<gpu>.md
+    python bench/speed.py --quick          # a smoke run into output/bench
+
+Variants, all at rank 32 (the reference's), one clip, batch 1:
+
+    ours        encodings cached (the VAE and text encoder leave the GPU), no gradient checkpointing; the frozen
+                base in bf16 with fp32 LoRA weights and bf16 autocast on a GPU (fp32 on the CPU, where bf16 is no
+                faster on these machines)
+    low-memory  (GPU) ours with gradient checkpointing
+    baseline    the reference's settings: fp32 base under autocast (fp16 on a GPU, bf16 on the CPU), every clip and
+                prompt encoded again at each step, gradient checkpointing on
+
+Every measurement runs in a fresh process (bench/speed_worker.py), so a CPU row's peak RSS is its own; the variants'
+whole-step runs alternate (ours, baseline, ours, baseline, ...) and the speed-up is the median of the per-round
+ratios. Model FLOPs are counted on the meta device (torch FlopCounterMode): a training step is 2x the UNet forward of
+the clip (input gradients through the frozen base) plus 2x the one-frame forward of the spatial path; recomputation
+by checkpointing is not counted (model FLOPs, not hardware FLOPs).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from motiondirector_core.files import write_json, write_text  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+EMBEDDED = REPO / "models" / "toyworld-t2v"
+RANDOM_ZEROSCOPE = REPO / "output" / "bench" / "zeroscope-random"
+SETUPS = {
+    "cpu": [dict(name="embedded 32x32x8", model=str(EMBEDDED), width=32, height=32, frames=8)],
+    "cuda": [dict(name="ZeroScope 384x384x16", model=str(RANDOM_ZEROSCOPE), width=384, height=384, frames=16),
+             dict(name="ZeroScope 576x320x24", model=str(RANDOM_ZEROSCOPE), width=576, height=320, frames=24)],
+}
+VARIANTS = {
+    "cpu": {"ours": dict(dtype="fp32", precision="fp32", gradient_checkpointing=False, cache_encodings=True),
+            "baseline": dict(dtype="fp32", precision="bf16", gradient_checkpointing=True, cache_encodings=False)},
+    "cuda": {"ours": dict(dtype="bf16", precision="bf16", gradient_checkpointing=False, cache_encodings=True),
+             "low-memory": dict(dtype="bf16", precision="bf16", gradient_checkpointing=True, cache_encodings=True),
+             "baseline": dict(dtype="fp32", precision="fp16", gradient_checkpointing=True, cache_encodings=False)},
+}
+# Dense bf16 peaks (TFLOP/s) for the MFU column, by the start of torch.cuda.get_device_name().
+GPU_PEAK_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.0, "NVIDIA H100 PCIe": 756.0, "NVIDIA H100": 989.0,
+                   "NVIDIA H200": 989.0, "NVIDIA A100": 312.0, "NVIDIA RTX A5000": 111.0}
+TARGETS_TEXT = ("GPU (H100 class), 384x384x16: at most 0.15 s per step with both paths, at most 8 GB peak in the "
+                "low-memory profile, at most 12 GB at 576x320x24, sampling (30 steps, guidance) at most 5 s. "
+                "CPU: at least 2x the baseline's steps per second.")
+
+
+def run_cell(cell: dict) -> dict:
+    """bench/speed_worker.py on one cell, in a fresh process; its JSON result."""
+    began = time.time()
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "speed_worker.py"), json.dumps(cell)],
+                          capture_output=True, text=True, cwd=REPO)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker failed on {cell}:\n{done.stderr[-4000:]}")
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_seconds": round(time.time() - began, 1)}
+
+
+def unet_forward_flops(model_dir: str, frames: int, height: int, width: int, batch: int = 1) -> int:
+    """FLOPs of one UNet forward at this size, counted on the meta device (no memory, no weights)."""
+    from diffusers import UNet3DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from motiondirector_core.single_frame import install_single_frame_bypass
+
+    config = UNet3DConditionModel.load_config(Path(model_dir) / "unet")
+    vae = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
+    tokens = json.loads((Path(model_dir) / "tokenizer" / "tokenizer_config.json").read_text())["model_max_length"]
+    factor = 2 ** (len(vae["block_out_channels"]) - 1)
+    with torch.device("meta"):
+        unet = UNet3DConditionModel.from_config(config)
+        if frames == 1:
+            install_single_frame_bypass(unet)  # the spatial path, as the trainer runs it
+        sample = torch.empty(batch, config["in_channels"], frames, height // factor, width // factor)
+        text = torch.empty(batch, min(int(tokens), 77), config["cross_attention_dim"])
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            unet(sample, torch.tensor([500] * batch), encoder_hidden_states=text)
+    return int(counter.get_total_flops())
+
+
+def step_flops(setup: dict) -> dict[str, float]:
+    """Model FLOPs per training step of each path, per video sampled and per inversion."""
+    clip = unet_forward_flops(setup["model"], setup["frames"], setup["height"], setup["width"])
+    frame = unet_forward_flops(setup["model"], 1, setup["height"], setup["width"])
+    guided = unet_forward_flops(setup["model"], setup["frames"], setup["height"], setup["width"], batch=2)
+    return {"forward": clip, "spatial": 2 * frame, "temporal": 2 * clip, "both": 2 * clip + 2 * frame,
+            "sample": 30 * guided, "invert": 50 * clip}
+
+
+def machine(device: str) -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        info["cpu"] = f"{names[0]} x {len(names)} (logical)" if names else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def measure(device: str, rounds: int, steps: int, warmup: int, threads: int, quick: bool, printer=print,
+            setups: list[dict] | None = None) -> dict:
+    setups = setups or (SETUPS[device][:1] if quick else SETUPS[device])
+    variants = VARIANTS[device]
+    common = dict(device=device, threads=threads, rank=32, steps=steps, warmup=warmup, sample_steps=30, cfg=12.0,
+                  invert_steps=50, repeats=1 if quick else 3)
+    if device == "cuda" and any(s["model"] == str(RANDOM_ZEROSCOPE) for s in setups):
+        sys.path.insert(0, str(REPO / "bench"))
+        from random_zeroscope import write_random_zeroscope
+
+        write_random_zeroscope(RANDOM_ZEROSCOPE, device="cuda")
+    results = []
+    for setup in setups:
+        flops = step_flops(setup)
+        base = {**common, **{k: setup[k] for k in ("model", "width", "height", "frames")}}
+
+        def record(variant: str, task: str, mode: str = "both", round_: int = 0) -> dict:
+            cell = {**base, **variants[variant], "task": task, "mode": mode}
+            out = {"setup": setup["name"], "variant": variant, "task": task, "mode": mode, "round": round_,
+                   **run_cell(cell)}
+            results.append(out)
+            shown = {k: v for k, v in out.items() if k.startswith("seconds") or k == "peak_memory_bytes"}
+            printer(f"{setup['name']} {variant} {task} {mode} round {round_}: {shown}")
+            return out
+
+        for round_ in range(rounds):  # whole steps, alternating: ours, (low-memory), baseline, ours, ...
+            for variant in variants:
+                record(variant, "train", "both", round_)
+        for variant in variants:
+            for mode in ("spatial", "temporal"):
+                record(variant, "train", mode)
+        for variant in variants:  # sampling differs between variants only by the base weights' dtype
+            if variant == "ours" or variants[variant]["dtype"] != variants["ours"]["dtype"]:
+                record(variant, "sample")
+        record("ours", "invert")
+        for row in results:
+            if row["setup"] == setup["name"]:
+                row["model_flops"] = flops["sample" if row["task"] == "sample" else
+                                           "invert" if row["task"] == "invert" else row["mode"]]
+    return {"device": device, "machine": machine(device), "rounds": rounds, "steps": steps, "warmup": warmup,
+            "variants": variants, "rows": results}
+
+
+def peak_tflops(data: dict, override: float | None) -> float | None:
+    if override:
+        return override
+    gpu = data["machine"].get("gpu", "")
+    return next((v for k, v in sorted(GPU_PEAK_TFLOPS.items(), key=lambda kv: -len(kv[0])) if gpu.startswith(k)), None)
+
+
+def _gb(value: int) -> str:
+    return f"{value / 2**30:.2f} GB"
+
+
+def speedups(data: dict, setup: str) -> list[float]:
+    """baseline / ours seconds per whole step, one ratio per alternating round."""
+    ratios = []
+    for round_ in range(data["rounds"]):
+        pair = {r["variant"]: r["seconds_per_step"] for r in data["rows"] if r["setup"] == setup
+                and r["task"] == "train" and r["mode"] == "both" and r["round"] == round_}
+        if "ours" in pair and "baseline" in pair:
+            ratios.append(pair["baseline"] / pair["ours"])
+    return ratios
+
+
+def summarise(data: dict, peak: float | None) -> list[str]:
+    rows, lines = data["rows"], []
+    setups = list(dict.fromkeys(r["setup"] for r in rows))
+    for setup in setups:
+        mine = [r for r in rows if r["setup"] == setup]
+        lines += [f"## {setup}", "", "### Training (rank 32, batch 1)", "",
+                  "| variant | path | s/step (median) | steps/s | peak memory | model TFLOPs/step | TFLOP/s | MFU |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for variant in data["variants"]:
+            for mode in ("both", "spatial", "temporal"):
+                cells = [r for r in mine if r["task"] == "train" and r["variant"] == variant and r["mode"] == mode]
+                if not cells:
+                    continue
+                seconds = statistics.median(r["seconds_per_step"] for r in cells)
+                memory = max(r["peak_memory_bytes"] for r in cells)
+                achieved = cells[0]["model_flops"] / seconds / 1e12
+                mfu = f"{achieved / peak:.1%}" if peak else "-"
+                path = {"both": "both paths", "spatial": "spatial only", "temporal": "temporal only"}[mode]
+                lines.append(f"| {variant} | {path} | {seconds:.4f} | {1 / seconds:.2f} | {_gb(memory)} | "
+                             f"{cells[0]['model_flops'] / 1e12:.4g} | {achieved:.3g} | {mfu} |")
+        ratios = speedups(data, setup)
+        if ratios:
+            lines += ["", f"Speed-up of ours over the baseline, both paths: **{statistics.median(ratios):.2f}x** "
+                          f"(median of {len(ratios)} alternating rounds: "
+                          f"{', '.join(f'{x:.2f}' for x in ratios)})."]
+        lines += ["", "### Sampling and inversion", "", "| variant | task | seconds (median) | peak memory | TFLOP/s |",
+                  "|---|---|---|---|---|"]
+        for r in mine:
+            if r["task"] in ("sample", "invert"):
+                seconds = r.get("seconds_per_video", r.get("seconds_per_inversion"))
+                task = "video, 30 steps, guidance 12" if r["task"] == "sample" else "DDIM inversion, 50 steps"
+                lines.append(f"| {r['variant']} | {task} | {seconds:.3f} | {_gb(r['peak_memory_bytes'])} | "
+                             f"{r['model_flops'] / seconds / 1e12:.3g} |")
+        lines.append("")
+    return lines
+
+
+def target_checks(data: dict) -> list[str]:
+    """Each target this run can check, met or not."""
+    rows, checks = data["rows"], []
+
+    def median(setup_prefix, variant, key, task="train", mode="both"):
+        values = [r[key] for r in rows if r["setup"].startswith(setup_prefix) and r["variant"] == variant
+                  and r["task"] == task and (task != "train" or r["mode"] == mode)]
+        return statistics.median(values) if values else None
+
+    def check(label, value, limit, unit, at_most=True):
+        if value is not None:
+            met = value <= limit if at_most else value >= limit
+            checks.append(f"- {label}: {value:.3g} {unit} ({'at most' if at_most else 'at least'} {limit:g}): "
+                          f"{'met' if met else 'NOT met'}")
+
+    if data["device"] == "cpu":
+        for setup in dict.fromkeys(r["setup"] for r in rows):
+            ratios = speedups(data, setup)
+            if ratios:
+                check(f"CPU speed-up over the baseline, {setup} (median of the rounds' ratios)",
+                      statistics.median(ratios), 2.0, "x", at_most=False)
+    else:
+        check("384x384x16 step, both paths", median("ZeroScope 384", "ours", "seconds_per_step"), 0.15, "s")
+        for prefix, limit in (("ZeroScope 384", 8), ("ZeroScope 576", 12)):
+            peak = median(prefix, "low-memory", "peak_memory_bytes")
+            check(f"{prefix[10:]} peak memory, low-memory profile", peak and peak / 2**30, limit, "GB")
+        check("384x384x16 video, 30 steps with guidance",
+              median("ZeroScope 384", "ours", "seconds_per_video", task="sample"), 5.0, "s")
+    return checks or ["- none of the targets applies to this run"]
+
+
+def write_results(data: dict, out: Path, command: str, minutes: float, peak: float | None) -> Path:
+    slug = "cpu" if data["device"] == "cpu" else "gpu_" + "".join(
+        c if c.isalnum() else "_" for c in data["machine"]["gpu"].lower()).strip("_")
+    data = {**data, "command": command, "minutes": round(minutes, 1), "peak_tflops": peak}
+    write_json(out / f"speed_{slug}.json", data)
+    m = data["machine"]
+    lines = [f"# Speed and memory: {m.get('gpu') or m['cpu']}", "",
+             f"Made by `{command}` in {minutes:.0f} min; torch {m['torch']}, {m['threads']} CPU threads, "
+             f"{m['cpu']}. {data['steps']} measured steps after {data['warmup']} warm-up steps per run; "
+             f"MFU against {f'{peak:g} TFLOP/s' if peak else 'no known peak (pass --peak-tflops)'}.", "",
+             f"Targets: {TARGETS_TEXT}", "", *target_checks(data), "", *summarise(data, peak)]
+    path = out / f"speed_{slug}.md"
+    write_text(path, "\n".join(lines))
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of whole-step runs (default 3)")
+    parser.add_argument("--steps", type=int, default=None, help="measured steps per run (default 20 CPU, 30 GPU)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of every worker (default 2)")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for the MFU column")
+    parser.add_argument("--quick", action="store_true", help="one setup, 1 round, 4 steps: a smoke run")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA GPU here", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    steps = 4 if args.quick else args.steps or (20 if args.device == "cpu" else 30)
+    rounds = 1 if args.quick else args.rounds
+    out = args.out or (REPO / "output" / "bench" if args.quick else RESULTS)
+    began = time.time()
+    data = measure(args.device, rounds, steps, 1 if args.quick else args.warmup, args.threads, args.quick)
+    peak = peak_tflops(data, args.peak_tflops)
+    command = "python bench/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    path = write_results(data, out, command.strip(), (time.time() - began) / 60, peak)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
