@@ -1,22 +1,17 @@
 """bench/motion_quality.py end to end at toy size (the tiny random model, 2 steps): every variant is trained,
 sampled and scored, and the table, JSON and picture are written."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fixtures.bench import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("motion_quality", REPO / "bench" / "motion_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("motion_quality")
 
 
 def test_every_variant_is_trained_sampled_and_scored(bench, tiny_model_dir, tmp_path):

@@ -1,21 +1,16 @@
 """bench/speed.py at toy size: every variant, path and task is measured in its own process and reported; the model
 FLOPs it counts on the meta device match the ZeroScope figures the issue quotes."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fixtures.bench import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("speed", REPO / "bench" / "speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("speed")
 
 
 def test_cpu_run_measures_each_variant_path_and_task(bench, tiny_model_dir, tmp_path):
