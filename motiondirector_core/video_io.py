@@ -113,8 +113,8 @@ def decoding_errors(path: Path):
     try:
         yield
     except (av.error.FFmpegError, UnicodeDecodeError, OverflowError, ValueError) as exc:
-        # Besides FFmpeg's own errors, PyAV raises the others on damaged headers (metadata that is not UTF-8,
-        # absurd sizes or time bases).
+        # Besides FFmpeg's own errors: UnicodeDecodeError on metadata that is not UTF-8 (found by the fuzzer), and
+        # the ValueError / OverflowError that PyAV's conversions of a damaged size or time base can raise.
         raise MotionDirectorError(
             f"cannot decode video {path}: the file is corrupt, truncated or not a video "
             f"({getattr(exc, 'strerror', None) or exc}). "
