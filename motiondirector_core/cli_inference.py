@@ -78,10 +78,14 @@ def load_lora(model, path: str, want: str, adapter: str, scale: float, pick: int
     return LoadedLora(adapter, chosen.kind, str(Path(path).expanduser().resolve()), file, float(scale), pick)
 
 
-def _check_exists(paths, flag: str) -> None:
+LORA_SOURCE_FIX = "point at a LoRA file or a checkpoint/run folder."
+
+
+def _check_exists(paths, flag: str, fix: str) -> None:
+    """Before anything slow runs: each given path exists, else an error naming the flag and what to give it."""
     for path in paths:
         if path and not Path(path).expanduser().exists():
-            raise MotionDirectorError(f"{flag} {path} does not exist: point at a LoRA file or a checkpoint/run folder.")
+            raise MotionDirectorError(f"{flag} {path} does not exist: {fix}")
 
 
 def noise_prior_strength(args) -> float:
@@ -95,8 +99,7 @@ def noise_prior_strength(args) -> float:
     p = DEFAULT_NOISE_PRIOR if args.noise_prior is None else args.noise_prior
     if not 0.0 <= p <= 1.0:
         raise MotionDirectorError(f"--noise-prior must be from 0 to 1 (0.1-0.5 for one reference video), got {p}.")
-    if not Path(args.reference).expanduser().exists():
-        raise MotionDirectorError(f"--reference {args.reference} does not exist: give a video, image or noise file.")
+    _check_exists([args.reference], "--reference", "give a video, image or noise file.")
     return p
 
 
@@ -185,9 +188,8 @@ def generate_command(args) -> None:
     out = Path(args.out).expanduser()
     _check_output_video(out)
     p = noise_prior_strength(args)
-    _check_exists([args.temporal_lora, *args.spatial_lora], "LoRA source")
-    if args.side_by_side and not Path(args.side_by_side).expanduser().exists():
-        raise MotionDirectorError(f"--side-by-side {args.side_by_side} does not exist: give a video or image.")
+    _check_exists([args.temporal_lora, *args.spatial_lora], "LoRA source", LORA_SOURCE_FIX)
+    _check_exists([args.side_by_side], "--side-by-side", "give a video or image.")
     scales = args.spatial_scale
     if len(scales) == 1:
         scales = scales * len(args.spatial_lora)
@@ -284,7 +286,7 @@ def read_prompts(path: str) -> list[str]:
 def sweep_command(args) -> None:
     prompts = read_prompts(args.prompts)
     p = noise_prior_strength(args)
-    _check_exists([args.temporal_lora, args.spatial_lora], "LoRA source")
+    _check_exists([args.temporal_lora, args.spatial_lora], "LoRA source", LORA_SOURCE_FIX)
     temporal_scales = args.temporal_scales
     spatial_scales = args.spatial_scales or ([1.0] if args.spatial_lora else [0.0])
     if args.spatial_lora is None and spatial_scales != [0.0]:
