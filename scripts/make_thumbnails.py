@@ -4,8 +4,8 @@
     .venv/bin/python scripts/make_thumbnails.py [NAME ...] [--width 1280] [--quality 85]
 
 Starts the test host's ComfyUI (scripts/install_host.sh) with this pack linked into its custom_nodes (it brings
-the embedded model the examples name), opens the page in headless Chromium (scripts/install_browser.sh), loads each UI-format example
-(or the NAMEs given, file names without .json) and saves the graph fitted to view. An example that does not load
+the embedded model the examples name), opens the page in headless Chromium (scripts/install_browser.sh), loads
+each UI-format example (or the NAMEs given, file names without .json) and saves the graph fitted to view. An example that does not load
 cleanly (unknown node types, validation alerts) gets no picture and the script exits with status 1.
 """
 

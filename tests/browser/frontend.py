@@ -3,7 +3,7 @@
     from tests.browser.frontend import Frontend, host_folders, ui_workflows
     from tests.host.server import ComfyServer
 
-    custom_nodes, diffusers = host_folders(tmp, tiny_model_dir)
+    custom_nodes, diffusers = host_folders(tmp)
     with ComfyServer(0, tmp / "server", custom_nodes, diffusers) as server, Frontend(server.url) as page:
         report = page.load(json.loads(path.read_text()))   # LoadReport: missing node types, alerts ...
         page.fit_view(); page.screenshot(tmp / "graph.jpg")

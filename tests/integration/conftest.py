@@ -1,5 +1,5 @@
 """A real ComfyUI server for the session: the pack linked into its custom_nodes folder (it brings the embedded
-model toyworld-t2v, the one the examples use), an empty models/diffusers and a models/motiondirector folder."""
+model toyworld-t2v, the one the examples use), an empty diffusers folder and a models/motiondirector folder."""
 
 import copy
 import json
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.frontend import PACK_NAME, host_folders
 from tests.host.server import ComfyServer, comfyui_installed
 
 REPO = Path(__file__).resolve().parents[2]
-PACK = "ComfyUI-MotionDirector"
+PACK = PACK_NAME
 MODEL = "toyworld-t2v"
 EXAMPLES = REPO / "example_workflows"
 EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.json"))
@@ -32,10 +33,9 @@ def server(tmp_path_factory):
     if not comfyui_installed():
         pytest.skip("the ComfyUI host is not installed: run scripts/install_host.sh")
     base = tmp_path_factory.mktemp("server")
-    custom_nodes, diffusers, loras = base / "custom_nodes", base / "models" / "diffusers", base / "models" / "md"
-    for folder in (custom_nodes, diffusers, loras):
-        folder.mkdir(parents=True)
-    (custom_nodes / PACK).symlink_to(REPO, target_is_directory=True)
+    custom_nodes, diffusers = host_folders(base)  # the pack installed as a user installs it
+    loras = base / "models" / "md"
+    loras.mkdir(parents=True)
     threads = os.environ.get("MD_TEST_THREADS", "1")
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     with ComfyServer(None, base / "comfy", custom_nodes, diffusers, model_paths={"motiondirector": loras},
