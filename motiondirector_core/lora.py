@@ -64,10 +64,15 @@ class LoraWeights:
         return self._fingerprint
 
 
-def lora_layers(unet: torch.nn.Module):
-    for name, module in unet.named_modules():
-        if isinstance(module, LoraLayer):
-            yield name, module
+def lora_layers(unet: torch.nn.Module) -> list[tuple[str, LoraLayer]]:
+    """(path, layer) of every LoRA-carrying layer. Walking the module tree takes a millisecond and a training step
+    switches adapters twice, so the list is kept on the UNet while its set of adapters stays the same."""
+    key = tuple(getattr(unet, "peft_config", {}) or {})
+    cached = unet.__dict__.get("_motiondirector_lora_layers")
+    if cached is None or cached[0] != key:
+        cached = (key, [(name, m) for name, m in unet.named_modules() if isinstance(m, LoraLayer)])
+        unet.__dict__["_motiondirector_lora_layers"] = cached
+    return cached[1]
 
 
 def adapter_names(unet: torch.nn.Module) -> list[str]:
@@ -136,13 +141,15 @@ def set_scales(unet: torch.nn.Module, scales: dict[str, float]) -> None:
         raise MotionDirectorError(f"no adapter named {sorted(unknown)} is loaded (loaded: {adapter_names(unet)}).")
     for _, layer in lora_layers(unet):
         present = [n for n in scales if n in layer.lora_A]
-        layer.set_adapter(present)
-        for n in present:
-            layer.set_scale(n, scales[n])
-        for param in layer.lora_A.parameters():
-            param.requires_grad_(False)
-        for param in layer.lora_B.parameters():
-            param.requires_grad_(False)
+        wanted = {n: scales[n] for n in present}
+        # peft's set_adapter walks the layer's modules: skipped where this layer's state would not change.
+        if layer.active_adapters != present or layer.__dict__.get("_motiondirector_scales") != wanted:
+            layer.set_adapter(present)
+            for n in present:
+                layer.set_scale(n, scales[n])
+            layer.__dict__["_motiondirector_scales"] = wanted
+        for sub in (*layer.lora_A.values(), *layer.lora_B.values()):
+            sub.weight.requires_grad_(False)
     unet._motiondirector_scales = dict(scales)
 
 

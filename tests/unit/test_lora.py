@@ -176,6 +176,32 @@ def test_add_adapter_keeps_the_active_scales(tiny_model):
     assert torch.equal(run(unet), with_t)
 
 
+def test_switching_back_and_forth_and_re_adding_never_serves_a_stale_state(tiny_model):
+    """set_scales skips layers whose state would not change and lora_layers keeps its list on the UNet: neither may
+    hide a change (a scale, the active set, an adapter removed and another of the same name added elsewhere)."""
+    unet = tiny_model.unet
+    for seed, (name, kind) in enumerate((("s", "spatial"), ("t", "temporal"))):
+        lora.add_adapter(unet, FAMILY, name, kind, rank=4)
+        randomize_b(unet, name, seed=seed)
+    outputs = {}
+    for scales in ({"s": 1.0}, {"s": 1.0, "t": 1.0}, {"s": 1.0, "t": 0.5}, {"t": 0.5}, {}):
+        lora.set_scales(unet, scales)
+        outputs[tuple(scales.items())] = run(unet)
+    for _ in range(2):  # again, in another order: every layer is already in some state
+        for key in reversed(list(outputs)):
+            lora.set_scales(unet, dict(key))
+            assert torch.equal(run(unet), outputs[key]), key
+    temporal_layers = {path for path, layer in lora.lora_layers(unet) if "t" in layer.lora_A}
+    lora.remove_adapter(unet, "t")
+    lora.add_adapter(unet, FAMILY, "t", "spatial", rank=4)  # the same name, now on the spatial layers
+    assert {path for path, layer in lora.lora_layers(unet) if "t" in layer.lora_A}.isdisjoint(temporal_layers)
+    randomize_b(unet, "t", seed=5)
+    lora.set_scales(unet, {"s": 1.0})
+    assert torch.equal(run(unet), outputs[(("s", 1.0),)])
+    lora.set_scales(unet, {"s": 1.0, "t": 1.0})
+    assert not torch.equal(run(unet), outputs[(("s", 1.0),)])
+
+
 def test_set_scales_leaves_everything_frozen(tiny_model):
     unet = tiny_model.unet
     lora.add_adapter(unet, FAMILY, "t", "temporal", rank=4)
