@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import MotionDirectorError
+from ..metrics import toyworld_eval
 from ..metrics.toyworld_object import find_object
 from .clips import COLOURS, PRETRAIN_MOTIONS, SHAPES, caption
 
@@ -31,19 +32,13 @@ class Reading:
 
 
 def parse_caption(text: str) -> tuple[str, str, str]:
-    """'a red circle moving left' -> ('circle', 'red', 'left') for any small-world caption."""
-    table = _caption_table()
-    key = " ".join(text.lower().split())
-    if key not in table:
+    """'a red circle moving left' -> ('circle', 'red', 'left'); only an exact small-world caption is accepted."""
+    parts = toyworld_eval.parse_caption(text)
+    named = (parts.shape, parts.colour, parts.motion)
+    if None in named or caption(*named) != " ".join(text.lower().split()):
         example = caption("circle", "red", "left")
         raise MotionDirectorError(f"{text!r} is not a small-world caption such as {example!r}.")
-    return table[key]
-
-
-def _caption_table() -> dict[str, tuple[str, str, str]]:
-    from .clips import MOTIONS
-
-    return {caption(s, c, m): (s, c, m) for s in SHAPES for c in COLOURS for m in MOTIONS}
+    return named
 
 
 def read_clip(frames) -> Reading:

@@ -119,8 +119,15 @@ def test_helpers_direction_and_caption_parsing():
     assert [direction(*d) for d in ((0.3, 0.0), (-0.3, 0.1), (0.0, -0.2), (0.05, 0.3), (0.02, -0.03))] == [
         "right", "left", "up", "down", "static"]
     assert parse_caption("an orange triangle zooming in") == ("triangle", "orange", "zoom in")
-    with pytest.raises(MotionDirectorError, match="small-world caption"):
-        parse_caption("a dog running")
+    from motiondirector_core.toyworld.clips import COLOURS, MOTIONS, SHAPES, caption
+
+    for shape in SHAPES:
+        for colour in COLOURS:
+            for motion in MOTIONS:
+                assert parse_caption(caption(shape, colour, motion)) == (shape, colour, motion)
+    for loose in ("a dog running", "a red circle moving left quickly", "red circle left"):
+        with pytest.raises(MotionDirectorError, match="small-world caption"):
+            parse_caption(loose)
 
 
 # ---- the model and its pretraining -----------------------------------------------------------------------
