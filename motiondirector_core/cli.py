@@ -16,11 +16,10 @@ import time
 
 from . import __version__
 from .errors import Cancelled, MotionDirectorError
+from .train_config import MOTION_LAYERS, PRECISIONS, TRAIN_MODES  # plain dataclasses: no torch
 
 # The names in sample.SCHEDULERS (a test keeps them equal), listed here so that --help needs no torch.
 SCHEDULER_NAMES = ("ddim", "dpm++2m", "euler", "euler_a", "unipc")
-PRECISIONS = ("fp32", "fp16", "bf16")
-TRAIN_MODES = ("both", "spatial", "temporal", "coupled")
 
 
 class CancelOnInterrupt:
@@ -78,7 +77,8 @@ def format_duration(seconds: float) -> str:
 
 TRAIN_OVERRIDES = (
     "model", "clips", "prompt", "output", "train", "steps", "rank", "alpha", "dropout", "lr_spatial",
-    "lr_temporal", "weight_decay", "beta", "spatial_per_clip", "width", "height", "frames", "stride", "fps",
+    "lr_temporal", "weight_decay", "beta", "motion_layers", "spatial_per_clip", "width", "height", "frames",
+    "stride", "fps",
     "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "cache_encodings", "optimizer",
     "checkpoint_every", "device", "resume", "validation_prompts", "validation_every",
 )
@@ -241,6 +241,9 @@ def _add_train(sub) -> None:
     p.add_argument("--weight-decay", type=float, metavar="X",
                    help="AdamW weight decay (default 1e-2 one video, 1e-4 several)")
     p.add_argument("--beta", type=float, metavar="X", help="appearance-debiased loss weight (default 1, 0 = off)")
+    p.add_argument("--motion-layers", choices=MOTION_LAYERS,
+                   help="layers of the motion (temporal) LoRA: all (default) or attention (no feed-forward: less of "
+                        "the reference's look in new subjects)")
     p.add_argument("--spatial-per-clip", action=argparse.BooleanOptionalAction, default=None,
                    help="several clips: one spatial LoRA per clip instead of one shared")
     p.add_argument("--precision", choices=PRECISIONS, help="autocast precision of the forward passes (default fp32)")

@@ -21,7 +21,7 @@ import yaml
 
 from .errors import MotionDirectorError
 from .files import write_text
-from .train_config import PRECISIONS, TRAIN_MODES, TrainConfig, ValidationConfig
+from .train_config import MOTION_LAYERS, PRECISIONS, TRAIN_MODES, TrainConfig, ValidationConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ CHOICES = {
     "dtype": PRECISIONS,
     "resize": ("crop", "squash"),
     "optimizer": ("adamw", "adamw8bit"),
+    "motion_layers": MOTION_LAYERS,
 }
 POSITIVE = {"steps", "rank", "width", "height", "frames", "stride", "fps", "lr_spatial", "lr_temporal", "alpha"}
 NON_NEGATIVE = {"checkpoint_every", "every", "start", "seed", "weight_decay", "beta", "cfg"}

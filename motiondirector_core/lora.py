@@ -87,10 +87,12 @@ def add_adapter(
     rank: int = 32,
     alpha: float | None = None,
     dropout: float = 0.0,
+    feed_forward: bool = True,
 ) -> list[str]:
     """Inject a fresh adapter (A ~ N(0, 1/r), B = 0) on the kind's target layers; returns those layer paths.
 
-    The new adapter starts off; the adapters that were active keep their scales.
+    feed_forward=False leaves out the transformers' feed-forward Linears (attention only). The new adapter starts
+    off; the adapters that were active keep their scales.
     """
     if kind not in KINDS:
         raise MotionDirectorError(f"LoRA kind {kind!r} is unknown: use one of {', '.join(KINDS)}.")
@@ -99,6 +101,8 @@ def add_adapter(
     if name in adapter_names(unet):
         raise MotionDirectorError(f"an adapter named {name!r} is already loaded: remove it first or pick another name.")
     targets = family.lora_targets(unet, kind)
+    if not feed_forward:
+        targets = [t for t in targets if not t.endswith(family.feed_forward_linears)]
     active = active_scales(unet)
     config = LoraConfig(
         r=rank,

@@ -176,6 +176,7 @@ class ModelScopeFamily(ModelFamily):
     )
     spatial_linears = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "ff.net.0.proj", "ff.net.2")
     temporal_linears = spatial_linears + ("attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")
+    feed_forward_linears = ("ff.net.0.proj", "ff.net.2")
 
     def recognises(self, model_index: dict, path: Path) -> bool:
         unet_entry = model_index.get("unet") or [None, None]

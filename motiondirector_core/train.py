@@ -142,7 +142,9 @@ class _Run:
         cfg = self.config
         torch.manual_seed(cfg.seed)  # LoRA down-projections start random
         for name, kind in self.adapters.items():
-            add_adapter(self.unet, self.model.family, name, kind, rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout)
+            feed_forward = kind != "temporal" or cfg.motion_layers == "all"
+            add_adapter(self.unet, self.model.family, name, kind, rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout,
+                        feed_forward=feed_forward)
             for param in adapter_parameters(self.unet, name):
                 param.data = param.data.float()  # trained in fp32 whatever the base dtype
         self.params = {name: adapter_parameters(self.unet, name) for name in self.adapters}
@@ -392,6 +394,7 @@ class _Run:
             steps=self.step, seed=self.config.seed, train_mode=self.mode, alpha=self.config.alpha,
             prompt=reference.prompt if clip_index is not None else " | ".join(prompts),
             noise_prior=0.5 if len(videos) == 1 else 0.0, clip_index=clip_index,
+            motion_layers=self.config.motion_layers if self.adapters[name] == "temporal" else None,
         )
 
     def _cancel(self) -> None:

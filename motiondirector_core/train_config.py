@@ -4,6 +4,9 @@ from dataclasses import dataclass, field
 
 TRAIN_MODES = ("both", "spatial", "temporal", "coupled")
 PRECISIONS = ("fp32", "fp16", "bf16")
+# all: the motion LoRA on every temporal-transformer Linear (the method); attention: without the feed-forward ones,
+# which carry most of the reference look that leaks into new subjects (bench/motion_quality.py).
+MOTION_LAYERS = ("all", "attention")
 
 
 @dataclass
@@ -37,6 +40,7 @@ class TrainConfig:
     weight_decay: float | None = None  # None: 1e-2 for one video, 1e-4 for several videos or images
     beta: float = 1.0  # appearance-debiased loss weight; 0 turns it off
     spatial_skip_prob: float = 0.2  # share of steps without the spatial path
+    motion_layers: str = "all"  # all | attention (MOTION_LAYERS)
     spatial_per_clip: bool = False  # several clips: one spatial LoRA per clip instead of one shared
     hflip: float = 0.5  # images only: probability of a horizontal flip
     width: int = 384

@@ -120,7 +120,8 @@ def copy_adapter_weights(unet: torch.nn.Module, family, name: str, weights: Lora
     if set(weights.modules) != set(layers):
         raise MotionDirectorError(
             f"{weights.source} covers {len(weights.modules)} layers, the {name} adapter has {len(layers)}: "
-            f"the checkpoint was trained with other settings; resume from a matching checkpoint."
+            f"the checkpoint was trained with other settings (motion_layers?); resume with those or from a "
+            f"matching checkpoint."
         )
     with torch.no_grad():
         for path, layer in layers.items():

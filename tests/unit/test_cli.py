@@ -55,7 +55,8 @@ def trained_run(media, tiny_model_dir) -> Path:
     config = media / "run.yaml"
     config.write_text(f"model: {tiny_model_dir}\nclips: [{media / 'clip.mp4'}]\nprompt: a square moves\n"
                       "steps: 50\nrank: 4\ncheckpoint_every: 1\n")
-    result = run_cli(media, "train", "--config", config, "--steps", 2, "--output", media / "run", *TINY)
+    result = run_cli(media, "train", "--config", config, "--steps", 2, "--output", media / "run",
+                     "--motion-layers", "attention", *TINY)
     assert_ok(result)
     assert "step 2/2" in result.stdout and str(media / "run" / "final") in result.stdout
     return media / "run"
@@ -142,7 +143,7 @@ def test_train_writes_loras_checkpoints_and_config(trained_run):
     from motiondirector_core.config import load_config
 
     saved = load_config(trained_run / "config.yaml")
-    assert (saved.steps, saved.rank, saved.frames, saved.width) == (2, 4, 4, 32)
+    assert (saved.steps, saved.rank, saved.frames, saved.width, saved.motion_layers) == (2, 4, 4, 32, "attention")
 
 
 def test_generate_with_lora_and_reference_clip(trained_run, media, tiny_model_dir):

@@ -130,6 +130,7 @@ def test_our_schema_round_trip(tmp_path):
         model="/models/zeroscope", clips=["a.mp4", "b dir/"], prompt="a car: turning", output="runs/x",
         train="temporal", steps=7, rank=4, alpha=2.0, lr_spatial=1e-4, weight_decay=1e-4, fps=12.5,
         random_start=True, resize="squash", seed=123, precision="bf16", resume="runs/x/checkpoint-5",
+        motion_layers="attention",
         validation=ValidationConfig(prompts=["p: one", "two"], every=5, frames=8, width=64, spatial_scale=0.3),
     )
     path = write_config(tmp_path / "cfg" / "run.yaml", config)
@@ -195,6 +196,7 @@ def test_unknown_key_suggests_closest(tmp_path):
         ("validation: {every: x}\n", r"'validation.every' must be an integer"),
         ("validation: 3\n", r"'validation' must be a mapping"),
         ("train: motion\n", r"'train' is 'motion'; use one of both, spatial"),
+        ("motion_layers: ff\n", r"'motion_layers' is 'ff'; use one of all, attention"),
         ("steps: 0\n", r"'steps' must be greater than 0"),
         ("dropout: 1.5\n", r"'dropout' must be between 0 and 1"),
         ("lr_spatial: .nan\n", r"'lr_spatial' must be a finite number"),

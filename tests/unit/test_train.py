@@ -156,6 +156,22 @@ def test_coupled_mode_trains_one_adapter_on_all_layers(tiny_model, tmp_path):
     assert lora.active_scales(tiny_model.unet) == {"coupled": 1.0}
 
 
+def test_attention_only_motion_layers_leave_the_temporal_feed_forward_alone(tiny_model, tmp_path):
+    family, unet = tiny_model.family, tiny_model.unet
+    result = train(tiny_model, videos(1), config(tmp_path, motion_layers="attention"))
+    temporal, spatial = read_lora(result.files["temporal"]), read_lora(result.files["spatial"])
+    everywhere = family.lora_targets(unet, "temporal")
+    feed_forward = {path for path in everywhere if path.endswith(family.feed_forward_linears)}
+    assert feed_forward and set(temporal.modules) == set(everywhere) - feed_forward
+    assert set(spatial.modules) == set(family.lora_targets(unet, "spatial"))  # the appearance LoRA keeps its ff
+    assert temporal.metadata["motion_layers"] == "attention"
+    assert "motion_layers" not in spatial.metadata
+    default = train(load_model(tiny_model.path), videos(1), config(tmp_path, "all"))
+    assert read_lora(default.files["temporal"]).metadata["motion_layers"] == "all"
+    with pytest.raises(MotionDirectorError, match="motion_layers"):  # resuming it with the other setting
+        train(load_model(tiny_model.path), videos(1), config(tmp_path, "other", steps=3, resume=str(result.final)))
+
+
 def test_one_spatial_adapter_per_clip(tiny_model, tmp_path):
     result = train(tiny_model, videos(2), config(tmp_path, steps=4, spatial_per_clip=True, spatial_skip_prob=0.0))
     assert set(result.files) == {"temporal", "spatial_0", "spatial_1"}
