@@ -13,10 +13,13 @@ from ..motiondirector_core.lora_files import latest_checkpoint, read_lora_source
 from ..motiondirector_core.pipeline import LoraSet
 from ..motiondirector_core.train import TrainCallbacks
 from ..motiondirector_core.train import train as train_lora  # `train` is also an input's name
-from ..motiondirector_core.train_config import TRAIN_MODES, TrainConfig, ValidationConfig
+from ..motiondirector_core.train_config import MOTION_LAYERS, TRAIN_MODES, TrainConfig, ValidationConfig
 from . import paths
 from .progress import cancel_requested, frame_preview, interruptible, update_keeping_checkpoints
 from .types import CATEGORY, Clips, Lora, Pipeline
+
+
+CHECKPOINTING = {"auto": None, "on": True, "off": False}  # the widget's choices -> TrainConfig.gradient_checkpointing
 
 
 def run_folder(run_name: str, resume: bool) -> tuple[Path, Path | None]:
@@ -77,12 +80,16 @@ class TrainMotion(io.ComfyNode):
                 io.Int.Input("rank", default=32, min=1, max=1024, tooltip="LoRA rank (32 in the paper)."),
                 io.Float.Input("beta", default=1.0, min=0.0, max=10.0, step=0.1,
                                tooltip="Weight of the appearance-debiased temporal loss; 0 turns it off."),
+                io.Combo.Input("motion_layers", options=list(MOTION_LAYERS), default="all", tooltip=(
+                    "Layers of the motion LoRA. all: every temporal-transformer layer (the method); attention: "
+                    "without the feed-forward layers, which carry most of the clips' look into new subjects.")),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                              tooltip="Same seed and inputs, same LoRAs."),
                 io.Combo.Input("precision", options=["auto", "fp32", "bf16", "fp16"], default="auto",
                                tooltip="Autocast of the forward passes; auto: bf16 on a GPU that has it, else fp32."),
-                io.Boolean.Input("gradient_checkpointing", default=False,
-                                 tooltip="Less memory, about 30% slower."),
+                io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING), default="auto", tooltip=(
+                    "Recompute activations in the backward pass: less GPU memory, about 30% slower. auto: off, "
+                    "and on for the rest of the run if the first step runs out of GPU memory.")),
                 io.Boolean.Input("spatial_per_clip", default=False,
                                  tooltip="Several clips: one appearance LoRA per clip instead of one shared."),
                 io.Int.Input("checkpoint_every", default=50, min=0, max=100000,
@@ -103,9 +110,9 @@ class TrainMotion(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, pipeline, clips, train, steps, lr_spatial, lr_temporal, rank, beta, seed, precision,
-                gradient_checkpointing, spatial_per_clip, checkpoint_every, validation_prompt, validation_every,
-                run_name, resume) -> io.NodeOutput:
+    def execute(cls, pipeline, clips, train, steps, lr_spatial, lr_temporal, rank, beta, motion_layers, seed,
+                precision, gradient_checkpointing, spatial_per_clip, checkpoint_every, validation_prompt,
+                validation_every, run_name, resume) -> io.NodeOutput:
         model = pipeline.model
         if precision == "auto":
             precision = "bf16" if model.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
@@ -116,8 +123,9 @@ class TrainMotion(io.ComfyNode):
         prompts = [line.strip() for line in validation_prompt.splitlines() if line.strip()]
         config = TrainConfig(
             model=str(model.path), clips=[c.source for c in clips], output=str(output), train=train, steps=steps,
-            rank=rank, lr_spatial=lr_spatial, lr_temporal=lr_temporal, beta=beta, seed=seed, precision=precision,
-            gradient_checkpointing=gradient_checkpointing, spatial_per_clip=spatial_per_clip,
+            rank=rank, lr_spatial=lr_spatial, lr_temporal=lr_temporal, beta=beta, motion_layers=motion_layers,
+            seed=seed, precision=precision, gradient_checkpointing=CHECKPOINTING[gradient_checkpointing],
+            spatial_per_clip=spatial_per_clip,
             checkpoint_every=checkpoint_every, width=first.shape[2], height=first.shape[1], frames=first.shape[0],
             dtype=model.dtype_name,
             resume=str(checkpoint) if checkpoint else None,
