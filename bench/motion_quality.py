@@ -6,13 +6,14 @@ has never seen, while new videos keep the prompt's appearance?
     python bench/motion_quality.py --quick    # one motion, fewer steps and samples: a smoke run into output/
 
 For each held-out motion (zigzag, orbit, bounce, zoom in) the references are clips of one appearance (a red square
-on a plain background; the clips differ only by the seed's jitter of the path). Four variants, the same training
+on a plain background; the clips differ only by the seed's jitter of the path). Five variants, the same training
 steps, learning rate, rank and seed for every trained one:
 
     base      the pretrained model untouched
     coupled   one LoRA on spatial and temporal layers, plain diffusion loss (no split, no debiasing)
     dual      spatial + temporal LoRAs with the dual-path step, without the appearance-debiased loss (beta 0)
     full      MotionDirector: dual path and the appearance-debiased loss (beta 1)
+    attention full, with the motion LoRA trained on the temporal attention layers only (motion_layers=attention)
 
 Each then samples new appearances (prompts naming other colours and shapes, x seeds): the motion LoRA at 1 and the
 spatial LoRA off (the coupled LoRA at 1, having no split). Two probes, sampled from the full variant's motion LoRA
@@ -59,12 +60,13 @@ RESULTS = REPO / "bench" / "results"
 REFERENCE = dict(shape="square", colour="red", background="plain")
 REFERENCE_SEEDS = (0, 1, 2)
 NEW_APPEARANCES = (("circle", "blue"), ("triangle", "green"), ("circle", "yellow"))
-VARIANTS = ("base", "coupled", "dual", "full")
+VARIANTS = ("base", "coupled", "dual", "full", "attention")
 PROBES = {"full:attention": (".attn1.", ".attn2."), "full:feed-forward": (".ff.",)}  # kept layers of the motion LoRA
 TRAINING = {  # variant -> TrainConfig fields that differ
     "coupled": dict(train="coupled"),
     "dual": dict(train="both", beta=0.0),
     "full": dict(train="both", beta=1.0),
+    "attention": dict(train="both", beta=1.0, motion_layers="attention"),
 }
 
 
@@ -265,8 +267,8 @@ def write_table(data: dict, out: Path) -> None:
         "",
         *table(rows, "motion"),
         "",
-        "`motion_quality.png`: one row per motion: a reference clip, then the first sample of base, coupled, dual "
-        "and full (8 frames each, left to right).",
+        "`motion_quality.png`: one row per motion: a reference clip, then the first sample of "
+        f"{', '.join(VARIANTS[:-1])} and {VARIANTS[-1]} ({s['frames']} frames each, left to right).",
         "",
     ]
     write_text(out / "motion_quality.md", "\n".join(lines))
