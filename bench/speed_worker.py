@@ -58,16 +58,23 @@ def measure_training(model, cell: dict) -> dict:
             "seconds_min": min(measured), "seconds_max": max(measured)}
 
 
+def median_seconds(run, repeats: int) -> float:
+    """Median wall time of `repeats` calls of run(i), after the caller's warm-up."""
+    times = []
+    for i in range(repeats):
+        began = time.perf_counter()
+        run(i)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
 def measure_sampling(model, cell: dict) -> dict:
     settings = SampleSettings(prompt="a blue circle moving in a zigzag", frames=cell["frames"], width=cell["width"],
                               height=cell["height"], steps=cell["sample_steps"], cfg=cell["cfg"])
     generate(model, SampleSettings(**{**settings.to_dict(), "steps": 2}))  # kernels, caches, allocator
-    times = []
-    for seed in range(cell["repeats"]):
-        began = time.perf_counter()
-        generate(model, SampleSettings(**{**settings.to_dict(), "seed": seed}))
-        times.append(time.perf_counter() - began)
-    return {"seconds_per_video": statistics.median(times), "videos_measured": len(times)}
+    seconds = median_seconds(lambda seed: generate(model, SampleSettings(**{**settings.to_dict(), "seed": seed})),
+                             cell["repeats"])
+    return {"seconds_per_video": seconds, "videos_measured": cell["repeats"]}
 
 
 def measure_inversion(model, cell: dict) -> dict:
@@ -75,12 +82,8 @@ def measure_inversion(model, cell: dict) -> dict:
 
     frames = clip(cell).frames
     invert_frames(model, frames, steps=2)
-    times = []
-    for _ in range(cell["repeats"]):
-        began = time.perf_counter()
-        invert_frames(model, frames, steps=cell["invert_steps"])
-        times.append(time.perf_counter() - began)
-    return {"seconds_per_inversion": statistics.median(times), "inversions_measured": len(times)}
+    seconds = median_seconds(lambda _: invert_frames(model, frames, steps=cell["invert_steps"]), cell["repeats"])
+    return {"seconds_per_inversion": seconds, "inversions_measured": cell["repeats"]}
 
 
 def main(argv=None) -> int:

@@ -78,9 +78,8 @@ def format_duration(seconds: float) -> str:
 TRAIN_OVERRIDES = (
     "model", "clips", "prompt", "output", "train", "steps", "rank", "alpha", "dropout", "lr_spatial",
     "lr_temporal", "weight_decay", "beta", "motion_layers", "spatial_per_clip", "width", "height", "frames",
-    "stride", "fps",
-    "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "cache_encodings", "optimizer",
-    "checkpoint_every", "device", "resume", "validation_prompts", "validation_every",
+    "stride", "fps", "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "cache_encodings",
+    "optimizer", "checkpoint_every", "device", "resume", "validation_prompts", "validation_every",
 )
 
 

@@ -5,8 +5,9 @@
 
 Starts the test host's ComfyUI (scripts/install_host.sh) with this pack linked into its custom_nodes (it brings
 the embedded model the examples name), opens the page in headless Chromium (scripts/install_browser.sh), loads
-each UI-format example (or the NAMEs given, file names without .json) and saves the graph fitted to view. An example that does not load
-cleanly (unknown node types, validation alerts) gets no picture and the script exits with status 1.
+each UI-format example (or the NAMEs given, file names without .json) and saves the graph fitted to view. An
+example that does not load cleanly (unknown node types, validation alerts) gets no picture and the script exits
+with status 1.
 """
 
 from __future__ import annotations
