@@ -5,6 +5,7 @@
     python bench/speed.py --device cuda    # GPU: ZeroScope's architecture with random weights at 384x384x16 and
                                            #      576x320x24 -> bench/results/speed_<gpu>.md
     python bench/speed.py --quick          # a smoke run into output/bench
+    python bench/speed.py --compile        # adds a row: ours with the UNet torch.compiled for training
 
 Variants, all at rank 32 (the reference's), one clip, batch 1:
 
@@ -12,6 +13,7 @@ Variants, all at rank 32 (the reference's), one clip, batch 1:
                 base in bf16 with fp32 LoRA weights and bf16 autocast on a GPU (fp32 on the CPU, where bf16 is no
                 faster on these machines)
     low-memory  (GPU) ours with gradient checkpointing
+    compiled    (--compile) ours with torch.compile; its compilation falls in the warm-up steps
     baseline    the reference's settings: fp32 base under autocast (fp16 on a GPU, bf16 on the CPU), every clip and
                 prompt encoded again at each step, gradient checkpointing on
 
@@ -120,9 +122,11 @@ def machine(device: str) -> dict:
 
 
 def measure(device: str, rounds: int, steps: int, warmup: int, threads: int, quick: bool, printer=print,
-            setups: list[dict] | None = None) -> dict:
+            setups: list[dict] | None = None, compiled: bool = False) -> dict:
     setups = setups or (SETUPS[device][:1] if quick else SETUPS[device])
-    variants = VARIANTS[device]
+    variants = dict(VARIANTS[device])
+    if compiled:
+        variants = {"ours": variants["ours"], "compiled": {**variants["ours"], "compile": True}, **variants}
     common = dict(device=device, threads=threads, rank=32, steps=steps, warmup=warmup, sample_steps=30, cfg=12.0,
                   invert_steps=50, repeats=1 if quick else 3)
     if device == "cuda" and any(s["model"] == str(RANDOM_ZEROSCOPE) for s in setups):
@@ -278,6 +282,7 @@ def main(argv=None) -> int:
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for the MFU column")
     parser.add_argument("--quick", action="store_true", help="one setup, 1 round, 4 steps: a smoke run")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument("--compile", action="store_true", help="also measure ours with torch.compile (training)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but torch sees no CUDA GPU here", file=sys.stderr)
@@ -287,7 +292,8 @@ def main(argv=None) -> int:
     rounds = 1 if args.quick else args.rounds
     out = args.out or (REPO / "output" / "bench" if args.quick else RESULTS)
     began = time.time()
-    data = measure(args.device, rounds, steps, 1 if args.quick else args.warmup, args.threads, args.quick)
+    data = measure(args.device, rounds, steps, 1 if args.quick else args.warmup, args.threads, args.quick,
+                   compiled=args.compile)
     peak = peak_tflops(data, args.peak_tflops)
     command = "python bench/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
     path = write_results(data, out, command.strip(), (time.time() - began) / 60, peak)

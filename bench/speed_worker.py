@@ -48,6 +48,7 @@ def measure_training(model, cell: dict) -> dict:
         train=cell["mode"], steps=cell["warmup"] + cell["steps"], rank=cell["rank"], width=cell["width"],
         height=cell["height"], frames=cell["frames"], checkpoint_every=0, precision=cell["precision"],
         gradient_checkpointing=cell["gradient_checkpointing"], cache_encodings=cell["cache_encodings"],
+        compile=cell.get("compile", False),
         spatial_skip_prob=0.0,  # "both": the two paths on every measured step
     )
     with tempfile.TemporaryDirectory(prefix="md-speed-") as out:

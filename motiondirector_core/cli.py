@@ -79,7 +79,7 @@ TRAIN_OVERRIDES = (
     "model", "clips", "prompt", "output", "train", "steps", "rank", "alpha", "dropout", "lr_spatial",
     "lr_temporal", "weight_decay", "beta", "motion_layers", "spatial_per_clip", "width", "height", "frames",
     "stride", "fps", "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "cache_encodings",
-    "optimizer", "checkpoint_every", "device", "resume", "validation_prompts", "validation_every",
+    "compile", "optimizer", "checkpoint_every", "device", "resume", "validation_prompts", "validation_every",
 )
 
 
@@ -253,6 +253,9 @@ def _add_train(sub) -> None:
     p.add_argument("--cache-encodings", action=argparse.BooleanOptionalAction, default=None,
                    help="encode clips and prompts once (default); --no-cache-encodings re-encodes them every step, "
                         "as the reference trainer does")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the UNet for training: minutes of compiling first, then faster steps on some "
+                        "GPUs (default off)")
     p.add_argument("--checkpoint-every", type=int, metavar="N",
                    help="steps between checkpoints (default 50, 0 = final only)")
     p.add_argument("--validation-prompt", dest="validation_prompts", action="append", metavar="TEXT",

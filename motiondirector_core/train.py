@@ -91,6 +91,13 @@ def train(model: BaseModel, clips: list[Clip], config: TrainConfig, callbacks: T
         return _Run(model, clips, config, callbacks or TrainCallbacks()).execute()
 
 
+def _compiled(unet):
+    """torch.compile of the UNet for the training passes. The wrapper shares the UNet's weights; validation and
+    everything after training use the UNet itself. dynamic=False: the one-frame and whole-clip passes each get their
+    own graph. fallback_random: dropout draws the same numbers as eager, so a run trains the same weights."""
+    return torch.compile(unet, dynamic=False, options={"fallback_random": True})
+
+
 class _Run:
     def __init__(self, model: BaseModel, clips: list[Clip], config: TrainConfig, callbacks: TrainCallbacks):
         from diffusers import DDPMScheduler
@@ -126,6 +133,7 @@ class _Run:
         self.memory_checked = config.gradient_checkpointing is not None  # auto: the first step decides
         self.z_inv = None
         self.autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.precision)
+        self.forward = _compiled(self.unet) if config.compile else self.unet
 
     # ---- set-up and tear-down -------------------------------------------------------------------
 
@@ -339,7 +347,8 @@ class _Run:
         autocast = (torch.autocast(noisy.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
                     else contextlib.nullcontext())
         with autocast:
-            pred = self.unet(noisy.to(self.model.dtype), t, encoder_hidden_states=clip.embedding, return_dict=False)[0]
+            pred = self.forward(noisy.to(self.model.dtype), t, encoder_hidden_states=clip.embedding,
+                                return_dict=False)[0]
         key = "spatial" if name.startswith("spatial") else name
         if anchor is None:
             loss, losses = noise_mse(pred, target), {}

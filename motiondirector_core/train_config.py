@@ -61,6 +61,9 @@ class TrainConfig:
     # False: encode every clip (VAE) and prompt (text encoder) again at each step, as the reference trainer does;
     # same results, slower. The speed benchmark's plain baseline.
     cache_encodings: bool = True
+    # torch.compile the UNet's training forward: the first steps of each path compile (minutes), later ones may be
+    # faster on a GPU (on these CPUs it gained nothing, README). Results equal eager within float rounding.
+    compile: bool = False
     optimizer: str = "adamw"  # adamw | adamw8bit
     checkpoint_every: int = 50  # 0 = only the final weights
     device: str | None = None

@@ -90,6 +90,9 @@ class TrainMotion(io.ComfyNode):
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING), default="auto", tooltip=(
                     "Recompute activations in the backward pass: less GPU memory, about 30% slower. auto: off, "
                     "and on for the rest of the run if the first step runs out of GPU memory.")),
+                io.Boolean.Input("compile", default=False, tooltip=(
+                    "torch.compile the UNet for training: the first steps take minutes to compile, later steps can "
+                    "be faster on a GPU. Same results.")),
                 io.Boolean.Input("spatial_per_clip", default=False,
                                  tooltip="Several clips: one appearance LoRA per clip instead of one shared."),
                 io.Int.Input("checkpoint_every", default=50, min=0, max=100000,
@@ -111,7 +114,7 @@ class TrainMotion(io.ComfyNode):
 
     @classmethod
     def execute(cls, pipeline, clips, train, steps, lr_spatial, lr_temporal, rank, beta, motion_layers, seed,
-                precision, gradient_checkpointing, spatial_per_clip, checkpoint_every, validation_prompt,
+                precision, gradient_checkpointing, compile, spatial_per_clip, checkpoint_every, validation_prompt,
                 validation_every, run_name, resume) -> io.NodeOutput:
         model = pipeline.model
         if precision == "auto":
@@ -125,7 +128,7 @@ class TrainMotion(io.ComfyNode):
             model=str(model.path), clips=[c.source for c in clips], output=str(output), train=train, steps=steps,
             rank=rank, lr_spatial=lr_spatial, lr_temporal=lr_temporal, beta=beta, motion_layers=motion_layers,
             seed=seed, precision=precision, gradient_checkpointing=CHECKPOINTING[gradient_checkpointing],
-            spatial_per_clip=spatial_per_clip,
+            compile=compile, spatial_per_clip=spatial_per_clip,
             checkpoint_every=checkpoint_every, width=first.shape[2], height=first.shape[1], frames=first.shape[0],
             dtype=model.dtype_name,
             resume=str(checkpoint) if checkpoint else None,

@@ -20,7 +20,7 @@ def train_graph(run_name: str, steps: int, path: str = "motiondirector_examples/
         "3": {"class_type": "MD_TrainMotion", "inputs": {
             "pipeline": ["1", 0], "clips": ["2", 0], "train": "both", "steps": steps, "lr_spatial": 1e-3,
             "lr_temporal": 1e-3, "rank": 4, "beta": 1.0, "motion_layers": "all", "seed": 0, "precision": "fp32",
-            "gradient_checkpointing": "auto", "spatial_per_clip": False, "checkpoint_every": 0,
+            "gradient_checkpointing": "auto", "compile": False, "spatial_per_clip": False, "checkpoint_every": 0,
             "validation_prompt": "", "validation_every": 0, "run_name": run_name, "resume": False}},
         "4": {"class_type": "MD_SaveLora", "inputs": {"lora": ["3", 0], "filename_prefix": run_name}},
     }

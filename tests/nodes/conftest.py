@@ -140,9 +140,9 @@ def input_dir(comfy_dirs, request):
 
 
 SAMPLE = dict(negative_prompt="", frames=4, width=32, height=32, steps=2, cfg=7.0, scheduler="ddim", noise_prior=0.5)
-TRAIN = dict(train="both", steps=2, lr_spatial=1e-3, lr_temporal=1e-3, rank=2, beta=1.0, motion_layers="all", seed=0, precision="fp32",
-             gradient_checkpointing="off", spatial_per_clip=False, checkpoint_every=0, validation_prompt="",
-             validation_every=0, resume=False)
+TRAIN = dict(train="both", steps=2, lr_spatial=1e-3, lr_temporal=1e-3, rank=2, beta=1.0, motion_layers="all", seed=0,
+             precision="fp32", gradient_checkpointing="off", compile=False, spatial_per_clip=False, checkpoint_every=0,
+             validation_prompt="", validation_every=0, resume=False)
 SAMPLING = dict(frames=4, stride=1, fps=0.0, start=0, random_start=False, width=32, height=32, resize="crop",
                 repeat_short=False)
 

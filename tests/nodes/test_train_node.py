@@ -109,3 +109,11 @@ def test_run_name_outside_the_output_folder_is_refused(comfy, base, run_name):
     errors = pack_module(comfy, "motiondirector_core.errors")
     with pytest.raises(errors.MotionDirectorError, match="run_name .* must be a relative name inside the output"):
         train(comfy, base, video_clips(comfy), run_name)
+
+
+def test_compile_reaches_the_trainer(comfy, comfy_dirs, base, monkeypatch):
+    compiled = []  # torch.compile itself is checked against eager training in tests/unit/test_train.py
+    monkeypatch.setattr(torch, "compile", lambda module, **options: compiled.append(options) or module)
+    train(comfy, base, video_clips(comfy), "compiled", compile=True)
+    assert compiled == [{"dynamic": False, "options": {"fallback_random": True}}]
+    assert "compile: true" in (output_dir(comfy_dirs, "compiled") / "config.yaml").read_text()

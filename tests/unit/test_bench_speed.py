@@ -39,6 +39,25 @@ def test_cpu_run_measures_each_variant_path_and_task(bench, tiny_model_dir, tmp_
     assert json.loads((tmp_path / "speed_cpu.json").read_text())["rows"] == rows
 
 
+def test_compile_flag_adds_a_compiled_training_variant(bench, tiny_model_dir, monkeypatch):
+    setup = dict(name="tiny 32x32x4", model=str(tiny_model_dir), width=32, height=32, frames=4)
+    cells = []
+
+    def fake_worker(cell):  # what each worker process would be asked to run
+        cells.append(cell)
+        return {"seconds_per_step": 1.0, "seconds_per_video": 1.0, "seconds_per_inversion": 1.0,
+                "peak_memory_bytes": 1}
+
+    monkeypatch.setattr(bench, "run_cell", fake_worker)
+    data = bench.measure("cpu", rounds=1, steps=2, warmup=1, threads=1, quick=True, printer=lambda line: None,
+                         setups=[setup], compiled=True)
+    assert list(data["variants"]) == ["ours", "compiled", "baseline"]
+    whole = [(r["variant"], c.get("compile", False)) for r, c in zip(data["rows"], cells)
+             if r["task"] == "train" and r["mode"] == "both"]
+    assert whole == [("ours", False), ("compiled", True), ("baseline", False)]
+    assert not any(c.get("compile") for c in cells if c["task"] != "train"), "sampling is never compiled"
+
+
 def test_flops_match_the_zeroscope_figures(bench, tmp_path):
     """11.26 TFLOPs per UNet forward at 384x384x16 and 21.4 at 576x320x24 (counted here on the meta device)."""
     from motiondirector_core.models import FAMILIES

@@ -108,6 +108,16 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert info.value.code == 2
 
 
+def test_train_flags_without_a_value_reach_the_config():
+    from motiondirector_core.cli import train_config_from_args
+
+    def parsed(*flags):
+        return train_config_from_args(build_parser().parse_args(["train", "--model", "m", "--clips", "c.mp4", *flags]))
+
+    assert (parsed().compile, parsed("--compile").compile, parsed("--no-compile").compile) == (False, True, False)
+    assert parsed("--no-cache-encodings").cache_encodings is False
+
+
 def test_checks_that_run_before_any_model_load(tmp_path, capsys):
     cases = [
         (["generate", "--model", tmp_path, "--prompt", "p", "--out", tmp_path / "v.mp4", "--noise-prior", "0.3"],
