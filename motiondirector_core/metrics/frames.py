@@ -13,7 +13,7 @@ def video_tensor(frames, name: str = "frames", min_frames: int = 2) -> torch.Ten
     if hasattr(frames, "frames") and not isinstance(frames, (torch.Tensor, np.ndarray)):
         frames = frames.frames  # a ToyClip or a training Clip
     if isinstance(frames, np.ndarray):
-        frames = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
     if not isinstance(frames, torch.Tensor):
         kind = type(frames).__name__
         raise MotionDirectorError(f"{name} must be frames [F, H, W, 3] (a tensor or array), got {kind}.")
@@ -24,9 +24,16 @@ def video_tensor(frames, name: str = "frames", min_frames: int = 2) -> torch.Ten
         raise MotionDirectorError(f"{name} needs at least {min_frames} frames to show motion, got {count}.")
     if height < MIN_SIDE or width < MIN_SIDE:
         raise MotionDirectorError(f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} pixels, got {width}x{height}.")
+    if frames.dtype == torch.uint8:  # decoded video (read_video, PyAV): 0..255
+        return frames.detach().to("cpu", torch.float32).div(255.0).contiguous()
+    if not (frames.is_floating_point() or frames.dtype == torch.bool):
+        raise MotionDirectorError(f"{name} must be float frames in 0..1 or uint8 in 0..255, got {frames.dtype}.")
     frames = frames.detach().to("cpu", torch.float32)
     if not torch.isfinite(frames).all():
         raise MotionDirectorError(f"{name} contain NaN or infinite values.")
+    if frames.numel() and float(frames.max()) > 1.5:  # decoders overshoot 1 a little; 0..255 is a whole other scale
+        raise MotionDirectorError(
+            f"{name} go up to {float(frames.max()):.4g}: float frames must be in 0..1 (divide 0..255 values by 255).")
     return frames.clamp(0.0, 1.0).contiguous()
 
 

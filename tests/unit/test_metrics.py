@@ -110,6 +110,19 @@ def test_forward_backward_check_and_texture_hide_what_cannot_be_followed():
     assert moving_tracks(track_points(flat)).moving == 0
 
 
+def test_decoded_uint8_frames_read_as_their_float_values():
+    frames = clip("left")  # float 0..1
+    as_uint8 = (frames * 255).round().to(torch.uint8)
+    a, b = find_object(frames), find_object(as_uint8)
+    assert (a.colour, a.shape) == (b.colour, b.shape) and b.shape is not None
+    assert np.allclose(a.centres, b.centres, atol=0.05)
+    assert find_object(as_uint8.numpy()).colour == a.colour
+    with pytest.raises(MotionDirectorError, match="divide 0..255 values by 255"):
+        find_object(as_uint8.float())
+    with pytest.raises(MotionDirectorError, match="uint8 in 0..255"):
+        find_object(as_uint8.to(torch.int64))
+
+
 def test_tracker_rejects_bad_frames():
     for frames, message in [(torch.rand(1, 32, 32, 3), "at least 2 frames"), (torch.rand(4, 32, 32), "shape"),
                             (torch.rand(4, 4, 4, 3), "at least 8x8"), ("frames.mp4", "tensor or array"),
