@@ -44,6 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="resuming a finished UNet stage: train on to --steps (a warm restart of the schedule)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="budget for the whole run: the UNet stage takes the steps that fit (overrides --steps)")
+    parser.add_argument("--latent-factor", type=int, choices=(4, 8), default=DEFAULTS.latent_factor,
+                        help="the VAE's downsampling: 4 (8x8 latents, the shipped model) or 8 (4x4: a UNet step "
+                             "costs about a third)")
+    parser.add_argument("--latent-channels", type=int, default=DEFAULTS.latent_channels,
+                        help="latent channels of the VAE (default 4; 16 with --latent-factor 8)")
     parser.add_argument("--vae-steps", type=int, default=DEFAULTS.vae_steps)
     parser.add_argument("--vae-lr", type=float, default=DEFAULTS.vae_lr)
     parser.add_argument("--vae-batch", type=int, default=DEFAULTS.vae_batch, help="frames per VAE step")
@@ -70,7 +75,8 @@ def main(argv=None) -> int:
         config = PretrainConfig(
             out=args.out, work=args.work, device=args.device, seed=args.seed,
             stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()), unet_steps=args.steps,
-            minutes=args.minutes, extend=args.extend, vae_steps=args.vae_steps, vae_batch=args.vae_batch, vae_lr=args.vae_lr,
+            minutes=args.minutes, extend=args.extend, latent_factor=args.latent_factor,
+            latent_channels=args.latent_channels, vae_steps=args.vae_steps, vae_batch=args.vae_batch, vae_lr=args.vae_lr,
             batch=args.batch, lr=args.lr, variants=args.variants,
             checkpoint_minutes=args.checkpoint_minutes, eval_prompts=args.eval_prompts, eval_seeds=args.eval_seeds,
             eval_cfg=args.eval_cfg, extra_info={"command": command.strip()},

@@ -2,7 +2,9 @@
 
 Same classes and folder layout as ZeroScope (UNet3DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer,
 DDIM scheduler), so `models.load_model` loads it like any other. Sizes:
-- VAE: three levels (two downsamplings, factor 4), 4 latent channels: 32x32 frames -> 8x8 latents.
+- VAE: three levels (two downsamplings, factor 4), 4 latent channels: 32x32 frames -> 8x8 latents. Pretraining can
+  ask for four levels (factor 8, 4x4 latents) with more channels: the UNet then sees a quarter of the tokens, and
+  most of its step is the top level's transformers, so a step costs about a third (README, one-hour pretraining).
 - Text encoder: CLIP text, hidden 64, 2 layers, 16 positions (captions are at most 9 tokens).
 - UNet: two levels (64, 128 channels), one layer per block, cross-attention at 8x8 and in the 4x4 mid block
   (about 5 M parameters; cross-attention in the 4x4 blocks too costs 40% more time for 2 M more parameters).
@@ -65,12 +67,25 @@ SCHEDULER_CONFIG = dict(
     timestep_spacing="trailing",
 )
 MODEL_INDEX = ModelScopeFamily.model_index
+LATENT_FACTORS = {4: 3, 8: 4}  # VAE downsampling factor -> levels
 
 
-def build_vae():
+def vae_config(factor: int = 4, latent_channels: int = 4) -> dict:
+    levels = LATENT_FACTORS[factor]
+    return {**VAE_CONFIG, "down_block_types": ("DownEncoderBlock2D",) * levels,
+            "up_block_types": ("UpDecoderBlock2D",) * levels, "block_out_channels": (32, 64, 64, 64)[:levels],
+            "latent_channels": latent_channels}
+
+
+def unet_config(factor: int = 4, latent_channels: int = 4) -> dict:
+    return {**UNET_CONFIG, "sample_size": SIZE // factor, "in_channels": latent_channels,
+            "out_channels": latent_channels}
+
+
+def build_vae(factor: int = 4, latent_channels: int = 4):
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(**VAE_CONFIG)
+    return AutoencoderKL(**vae_config(factor, latent_channels))
 
 
 def build_text_encoder(tokenizer):
@@ -87,10 +102,10 @@ def build_text_encoder(tokenizer):
     return CLIPTextModel(config)
 
 
-def build_unet():
+def build_unet(factor: int = 4, latent_channels: int = 4):
     from diffusers import UNet3DConditionModel
 
-    return UNet3DConditionModel(**UNET_CONFIG)
+    return UNet3DConditionModel(**unet_config(factor, latent_channels))
 
 
 def build_scheduler():

@@ -36,8 +36,9 @@ LOG_FILE = "pretrain_log.jsonl"
 CALIBRATION_STEPS = 20  # with a time budget, the UNet steps are set from the mean time of this many steps
 INFO_FILE = "toyworld.json"
 # Settings that change what a stage computes: a work folder only resumes a run that had the same ones.
-SIGNATURE = ("seed", "size", "frames", "variants", "vae_steps", "vae_batch", "vae_lr", "kl_weight", "shape_weight",
-             "batch", "lr", "warmup", "weight_decay", "ema_decay", "caption_dropout", "grad_clip")
+SIGNATURE = ("seed", "size", "frames", "variants", "latent_factor", "latent_channels", "vae_steps", "vae_batch",
+             "vae_lr", "kl_weight", "shape_weight", "batch", "lr", "warmup", "weight_decay", "ema_decay",
+             "caption_dropout", "grad_clip")
 
 
 @dataclass
@@ -50,6 +51,8 @@ class PretrainConfig:
     size: int = architecture.SIZE
     frames: int = architecture.FRAMES
     variants: int = 16
+    latent_factor: int = 4  # the VAE's downsampling: 4 (8x8 latents of 32x32 frames) or 8 (4x4)
+    latent_channels: int = 4
     vae_steps: int = 2000
     vae_batch: int = 16
     vae_lr: float = 2e-3
@@ -79,15 +82,19 @@ class PretrainConfig:
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown or not self.stages:
             raise MotionDirectorError(f"stages must be some of {', '.join(STAGES)}; got {list(self.stages)!r}.")
-        for name in ("variants", "vae_steps", "vae_batch", "unet_steps", "batch", "eval_prompts", "eval_seeds",
-                     "eval_steps"):
+        for name in ("variants", "latent_channels", "vae_steps", "vae_batch", "unet_steps", "batch", "eval_prompts",
+                     "eval_seeds", "eval_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise MotionDirectorError(f"{name} must be a whole number of at least 1, got {value!r}.")
         if self.minutes is not None and not self.minutes > 0:
             raise MotionDirectorError(f"minutes must be positive, got {self.minutes!r}.")
-        if self.size % 4:
-            raise MotionDirectorError(f"size must be a multiple of 4 (the VAE's factor), got {self.size}.")
+        if self.latent_factor not in architecture.LATENT_FACTORS:
+            factors = " or ".join(map(str, architecture.LATENT_FACTORS))
+            raise MotionDirectorError(f"latent_factor must be {factors}, got {self.latent_factor!r}.")
+        if self.size % self.latent_factor:
+            raise MotionDirectorError(
+                f"size must be a multiple of {self.latent_factor} (the VAE's factor), got {self.size}.")
 
     def signature(self) -> dict:
         return {key: getattr(self, key) for key in SIGNATURE}
@@ -130,6 +137,7 @@ class _Run:
         wanted = self.cfg.signature()
         if path.is_file():
             held = json.loads(path.read_text())
+            held = {**{k: getattr(PretrainConfig, k) for k in wanted if k not in held}, **held}  # older runs' defaults
             changed = {k: (held.get(k), v) for k, v in wanted.items() if held.get(k) != v}
             if changed:
                 shown = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())
@@ -164,7 +172,7 @@ class _Run:
             self.progress.say(f"VAE already trained in {done}: reusing it")
             return
         torch.manual_seed(cfg.seed)
-        vae = architecture.build_vae().to(self.device)
+        vae = architecture.build_vae(cfg.latent_factor, cfg.latent_channels).to(self.device)
         optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
         checkpoint_path, start = self.work / "vae_checkpoint.pt", 0
         state = load_checkpoint(checkpoint_path)
@@ -277,8 +285,8 @@ class _Run:
                            truncation=True, return_tensors="pt").input_ids
         empty = len(captions)
         torch.manual_seed(cfg.seed)
-        unet, text_encoder = architecture.build_unet().to(self.device), architecture.build_text_encoder(tokenizer)
-        text_encoder.to(self.device)
+        unet = architecture.build_unet(cfg.latent_factor, cfg.latent_channels).to(self.device)
+        text_encoder = architecture.build_text_encoder(tokenizer).to(self.device)
         params = list(unet.parameters()) + list(text_encoder.parameters())
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         ema = EMA(params, cfg.ema_decay)
@@ -366,7 +374,8 @@ class _Run:
             )
         tokenizer_dir = self.work / "tokenizer"
         tokenizer = load_tokenizer(tokenizer_dir)
-        unet, text_encoder = architecture.build_unet(), architecture.build_text_encoder(tokenizer)
+        unet = architecture.build_unet(self.cfg.latent_factor, self.cfg.latent_channels)
+        text_encoder = architecture.build_text_encoder(tokenizer)
         params = list(unet.parameters()) + list(text_encoder.parameters())
         ema = EMA(params, self.cfg.ema_decay)
         ema.load_state_dict(state["ema"])

@@ -13,6 +13,7 @@ from motiondirector_core.toyworld.clips import COLOURS, HELD_OUT_MOTIONS, MOTION
 from motiondirector_core.toyworld.clips import make_clip
 from motiondirector_core.toyworld.dataset import ToyDataset
 from motiondirector_core.toyworld.pretrain import PretrainConfig, pretrain
+from motiondirector_core.toyworld.pretrain_state import load_checkpoint
 from motiondirector_core.toyworld.vocab import caption_words, learn_merges, load_tokenizer, write_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -264,3 +265,48 @@ def test_extend_trains_a_finished_unet_on_with_a_warm_restart(pretrained, tmp_pa
     assert [(r["step"], r["total"]) for r in steps][-3:] == [(2, 2), (3, 4), (4, 4)]
     pretrain_info = json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]
     assert pretrain_info["unet_steps"] == 4 and pretrain_info["extended_from"] == [2]
+
+
+def test_a_factor_8_vae_gives_4x4_latents_and_a_model_that_loads_samples_and_trains(tmp_path):
+    from motiondirector_core.clips import Clip
+    from motiondirector_core.models import load_model
+    from motiondirector_core.sample import SampleSettings, generate
+    from motiondirector_core.train import train
+    from motiondirector_core.train_config import TrainConfig
+
+    script = load_script()
+    assert script.main(["--out", str(tmp_path / "model"), "--work", str(tmp_path / "work"), "--threads", "1",
+                        "--latent-factor", "8", "--latent-channels", "8", "--variants", "1", "--vae-steps", "2",
+                        "--vae-batch", "4", "--steps", "2", "--batch", "2", "--eval-prompts", "1",
+                        "--eval-seeds", "1"]) == 0
+    assert load_checkpoint(tmp_path / "work" / "latents.pt")["latents"].shape[1:] == (8, 8, 4, 4)
+    info = json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]
+    assert (info["latent_factor"], info["latent_channels"]) == (8, 8)
+    model = load_model(tmp_path / "model", dtype="fp32", device="cpu")
+    assert model.vae_factor == 8 and model.unet.config.in_channels == 8
+    video = generate(model, SampleSettings(prompt="a red circle moving left", frames=8, width=32, height=32, steps=2))
+    assert video.shape == (8, 32, 32, 3) and torch.isfinite(video).all()
+    clip = make_clip(32, 8, "square", "red", "zigzag")
+    config = TrainConfig(output=str(tmp_path / "lora"), steps=2, rank=4, width=32, height=32, frames=8,
+                         checkpoint_every=0)
+    assert train(model, [Clip(clip.frames, clip.caption, source="zigzag.mp4")], config).steps == 2
+
+
+def test_latent_settings_are_checked_and_older_work_folders_read_as_factor_4(pretrained, tmp_path):
+    with pytest.raises(MotionDirectorError, match="latent_factor must be 4 or 8"):
+        PretrainConfig(latent_factor=2)
+    with pytest.raises(MotionDirectorError, match="multiple of 8"):
+        PretrainConfig(latent_factor=8, size=36)
+    with pytest.raises(MotionDirectorError, match="latent_channels"):
+        PretrainConfig(latent_channels=0)
+    work = tmp_path / "work"
+    shutil.copytree(pretrained / "work", work)
+    held = json.loads((work / "config.json").read_text())
+    for key in ("latent_factor", "latent_channels"):  # a work folder from before the option
+        del held[key]
+    (work / "config.json").write_text(json.dumps(held))
+    common = dict(out=tmp_path / "model", work=work, variants=1, vae_steps=2, vae_batch=4, batch=2, unet_steps=2,
+                  stages=("vae",))
+    pretrain(PretrainConfig(**common), printer=lambda line: None)  # the defaults: accepted
+    with pytest.raises(MotionDirectorError, match="latent_factor: 4 -> 8"):
+        pretrain(PretrainConfig(latent_factor=8, **common), printer=lambda line: None)
