@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from motiondirector_core.errors import MotionDirectorError  # noqa: E402
+from motiondirector_core.toyworld.architecture import LATENT_FACTORS  # noqa: E402
 from motiondirector_core.toyworld.pretrain import STAGES, PretrainConfig  # noqa: E402
 
 DEFAULTS = PretrainConfig()
@@ -44,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="resuming a finished UNet stage: train on to --steps (a warm restart of the schedule)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="budget for the whole run: the UNet stage takes the steps that fit (overrides --steps)")
-    parser.add_argument("--latent-factor", type=int, choices=(4, 8), default=DEFAULTS.latent_factor,
+    parser.add_argument("--latent-factor", type=int, choices=sorted(LATENT_FACTORS), default=DEFAULTS.latent_factor,
                         help="the VAE's downsampling: 4 (8x8 latents, the shipped model) or 8 (4x4: a UNet step "
                              "costs about a third)")
     parser.add_argument("--latent-channels", type=int, default=DEFAULTS.latent_channels,
@@ -76,7 +77,8 @@ def main(argv=None) -> int:
             out=args.out, work=args.work, device=args.device, seed=args.seed,
             stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()), unet_steps=args.steps,
             minutes=args.minutes, extend=args.extend, latent_factor=args.latent_factor,
-            latent_channels=args.latent_channels, vae_steps=args.vae_steps, vae_batch=args.vae_batch, vae_lr=args.vae_lr,
+            latent_channels=args.latent_channels, vae_steps=args.vae_steps, vae_batch=args.vae_batch,
+            vae_lr=args.vae_lr,
             batch=args.batch, lr=args.lr, variants=args.variants,
             checkpoint_minutes=args.checkpoint_minutes, eval_prompts=args.eval_prompts, eval_seeds=args.eval_seeds,
             eval_cfg=args.eval_cfg, extra_info={"command": command.strip()},

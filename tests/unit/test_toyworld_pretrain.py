@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,30 @@ def test_a_time_budget_sets_the_unet_steps(pretrained, tmp_path, monkeypatch):
     records = [json.loads(line) for line in (work / "pretrain_log.jsonl").read_text().splitlines()]
     assert [r["total"] for r in records if r.get("event") == "budget"] == [2]  # no time left: one more step
     assert json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]["unet_steps"] == 2
+
+
+def test_the_budget_is_set_again_from_the_wall_time_of_the_steps_so_far(pretrained, tmp_path, monkeypatch):
+    from motiondirector_core.toyworld import pretrain as module
+
+    work = tmp_path / "work"
+    for name in ("tokenizer", "vae"):
+        shutil.copytree(pretrained / "work" / name, work / name)
+    for name in ("config.json", "latents.pt"):
+        shutil.copy(pretrained / "work" / name, work / name)
+    monkeypatch.setattr(module, "CALIBRATION_STEPS", 1)
+    monkeypatch.setattr(module, "RECALIBRATE_EVERY", 3)
+    monkeypatch.setattr(module, "BUDGET_RESERVE_S", 0.0)
+    config = PretrainConfig(out=tmp_path / "model", work=work, variants=1, vae_steps=2, vae_batch=4, batch=2,
+                            unet_steps=100000, minutes=0.1, stages=("unet",))
+    began = time.time()
+    pretrain(config, printer=lambda line: None)
+    seconds = time.time() - began
+    records = [json.loads(line) for line in (work / "pretrain_log.jsonl").read_text().splitlines()]
+    budgets = [r for r in records if r.get("event") == "budget"]
+    steps = [r["step"] for r in records if r.get("stage") == "unet" and "step" in r and "loss" in r]
+    assert [b["step"] for b in budgets][:3] == [1, 3, 6] and len(budgets) >= 3
+    assert steps[-1] == budgets[-1]["total"]
+    assert seconds < 6.0 + 3.0, "the run keeps to its 6-second budget (give or take a step and the set-up)"
 
 
 def test_extend_trains_a_finished_unet_on_with_a_warm_restart(pretrained, tmp_path):
