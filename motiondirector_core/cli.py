@@ -1,4 +1,4 @@
-"""The command line: `python -m motiondirector_core {train,generate,invert,sweep} ...`.
+"""The command line: `python -m motiondirector_core {train,generate,invert,sweep,evaluate} ...`.
 
 Other tools script against it: a MotionDirectorError prints `error: <message>` on stderr and exits 2
 (as argparse usage errors do), a cancel (Ctrl-C) exits 130, anything else is a bug with its traceback.
@@ -278,6 +278,12 @@ def run_sweep(args) -> None:
     sweep_command(args)
 
 
+def run_evaluate(args) -> None:
+    from .cli_evaluate import evaluate_command
+
+    evaluate_command(args)
+
+
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate a video with motion (temporal) and appearance (spatial) LoRAs",
                        description="Generate one video; FILE.json beside it records every setting used.")
@@ -341,6 +347,26 @@ def _add_sweep(sub) -> None:
     p.set_defaults(run=run_sweep)
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score generated videos against reference clips (motion, appearance)",
+                       description="Motion fidelity of generated videos against reference clips (point tracks, "
+                                   "both ways) and, for the small world, the object's trajectory, text alignment "
+                                   "and appearance leakage. A folder stands for every video in it.")
+    _add_verbose(p)
+    p.add_argument("--generated", nargs="+", required=True, metavar="PATH", help="generated videos or folders")
+    p.add_argument("--reference", nargs="+", required=True, metavar="PATH", help="reference videos or folders")
+    p.add_argument("--reference-stride", type=int, metavar="N", default=1,
+                   help="take every N-th reference frame, as training did (default 1)")
+    p.add_argument("--reference-frames", type=int, metavar="N", default=0,
+                   help="take the first N of those (default 0: all)")
+    p.add_argument("--prompt", metavar="TEXT", default="",
+                   help="the generation's prompt: its colour and shape give text alignment and leakage")
+    p.add_argument("--reference-prompt", metavar="TEXT", default="",
+                   help="the references' caption (default: their look is read from the frames)")
+    p.add_argument("--out", metavar="REPORT.json", help="write the whole report here")
+    p.set_defaults(run=run_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m motiondirector_core",
@@ -348,11 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"motiondirector_core {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v, -vv)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,invert,sweep}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,invert,sweep,evaluate}")
     _add_train(sub)
     _add_generate(sub)
     _add_invert(sub)
     _add_sweep(sub)
+    _add_evaluate(sub)
     return parser
 
 

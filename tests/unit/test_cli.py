@@ -62,7 +62,7 @@ def trained_run(media, tiny_model_dir) -> Path:
     return media / "run"
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["generate"], ["invert"], ["sweep"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["generate"], ["invert"], ["sweep"], ["evaluate"]])
 def test_help(tmp_path, command):
     result = run_cli(tmp_path, *command, "--help", timeout=60)
     assert_ok(result)
@@ -231,3 +231,50 @@ def test_reference_config_trains_and_ctrl_c_cancels_with_a_checkpoint(reference_
     assert "Traceback" not in err and "cancelled: training cancelled at step" in err
     checkpoints = list(output.glob("checkpoint-*"))
     assert checkpoints and (checkpoints[0] / "temporal.safetensors").is_file()
+
+
+def test_evaluate_scores_videos_and_folders_against_references(tmp_path, capsys):
+    from motiondirector_core.toyworld.clips import make_clip
+    from motiondirector_core.video_io import write_video
+
+    refs, generated = tmp_path / "refs", tmp_path / "generated"
+    for seed in (0, 1):  # 16 frames, read at stride 2 as the main job trains on them
+        write_video(refs / f"red_square_{seed}.mp4", make_clip(32, 16, "square", "red", "zigzag", seed=seed).frames)
+    same = make_clip(32, 8, "circle", "blue", "zigzag", seed=3).frames
+    write_video(generated / "a_same_motion.mp4", same)
+    write_video(generated / "b_static.mp4", make_clip(32, 8, "circle", "blue", "static", seed=3).frames)
+    (generated / "a_same_motion.json").write_text("{}")  # a sweep's settings beside its videos are not videos
+    report_path = tmp_path / "report.json"
+    assert main(["evaluate", "--generated", str(generated / "a_same_motion.mp4"), "--reference", str(refs),
+                 "--reference-stride", "2", "--prompt", "a blue circle moving in a zigzag",
+                 "--out", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert (report["samples"], report["references"]) == (1, 2)
+    assert report["trajectory_fidelity"] > 0.7
+    assert report["text_alignment"]["overall"] == 1.0 and report["appearance_leakage"]["overall"] == 0.0
+    assert report["reference_appearance"]["shape"] == "square"
+    assert report["reference_files"] == [str(refs / "red_square_0.mp4"), str(refs / "red_square_1.mp4")]
+    printed = capsys.readouterr().out
+    assert "1 generated against 2 reference clip(s)" in printed and "a_same_motion.mp4: blue circle" in printed
+
+    assert main(["evaluate", "--generated", str(generated), "--reference", str(refs), "--reference-stride", "2",
+                 "--reference-frames", "8", "--out", str(report_path)]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["samples"] == 2 and report["text_alignment"] is None  # no prompt: motion only
+    moving, static = report["trajectory_fidelity_per_sample"]  # by file name: a_same_motion, b_static
+    assert moving > 0.7 and static < 0.1
+
+
+def test_evaluate_reports_bad_inputs_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a video")
+    cases = [
+        (["--generated", str(tmp_path / "missing.mp4"), "--reference", str(tmp_path)], "--generated"),
+        (["--generated", str(tmp_path / "empty"), "--reference", str(tmp_path)], "holds no videos"),
+        (["--generated", str(tmp_path / "notes.txt"), "--reference", str(tmp_path / "notes.txt"),
+          "--reference-stride", "0"], "--reference-stride must be at least 1"),
+    ]
+    for argv, message in cases:
+        assert main(["evaluate", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
