@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """Pretrain the small world's text-to-video model from nothing into a diffusers folder.
 
-    python scripts/pretrain_toyworld.py --out models/toyworld-t2v            # all stages, CPU, 2 threads
-    python scripts/pretrain_toyworld.py --device cuda --steps 20000          # on a GPU: more steps, minutes
-    python scripts/pretrain_toyworld.py --stages eval                        # re-run the caption evaluation
-    python scripts/pretrain_toyworld.py --extend --steps 4000                # train a finished model on
+    python scripts/pretrain_toyworld.py --out models/toyworld-t2v --minutes 57   # the shipped model: CPU, 2 threads
+    python scripts/pretrain_toyworld.py --device cuda --steps 20000              # on a GPU: more steps, minutes
+    python scripts/pretrain_toyworld.py --stages eval                            # re-run the caption evaluation
+    python scripts/pretrain_toyworld.py --extend --steps 8000                    # train a finished model on
 
 Stages (all by default, in this order): vae, latents, unet, save, eval. Work files (checkpoints, latents, the
 JSONL log, caption_eval.json/png) go to --work (default output/pretrain/<name of --out>); running the same
-command again resumes where it stopped. The defaults finish in about 45 minutes on a 2-core CPU with
-nothing else running (see motiondirector_core/toyworld/pretrain.py for what each stage does).
+command again resumes where it stopped. With --minutes the UNet stage takes as many steps as fit in the budget
+for the whole run; without it, --steps (see motiondirector_core/toyworld/pretrain.py for what each stage does).
 """
 
 import argparse
@@ -46,10 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=None,
                         help="budget for the whole run: the UNet stage takes the steps that fit (overrides --steps)")
     parser.add_argument("--latent-factor", type=int, choices=sorted(LATENT_FACTORS), default=DEFAULTS.latent_factor,
-                        help="the VAE's downsampling: 4 (8x8 latents, the shipped model) or 8 (4x4: a UNet step "
-                             "costs about a third)")
+                        help="the VAE's downsampling: 8 (4x4 latents, the shipped model) or 4 (8x8: a UNet step "
+                             "costs about three times as much)")
     parser.add_argument("--latent-channels", type=int, default=DEFAULTS.latent_channels,
-                        help="latent channels of the VAE (default 4; 16 with --latent-factor 8)")
+                        help="latent channels of the VAE (default 16; the factor-4 model had 4)")
     parser.add_argument("--vae-steps", type=int, default=DEFAULTS.vae_steps)
     parser.add_argument("--vae-lr", type=float, default=DEFAULTS.vae_lr)
     parser.add_argument("--vae-batch", type=int, default=DEFAULTS.vae_batch, help="frames per VAE step")

@@ -2,12 +2,13 @@
 
 Same classes and folder layout as ZeroScope (UNet3DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer,
 DDIM scheduler), so `models.load_model` loads it like any other. Sizes:
-- VAE: three levels (two downsamplings, factor 4), 4 latent channels: 32x32 frames -> 8x8 latents. Pretraining can
-  ask for four levels (factor 8, 4x4 latents) with more channels: the UNet then sees a quarter of the tokens, and
-  most of its step is the top level's transformers, so a step costs about a third (README, one-hour pretraining).
+- VAE: four levels (factor 8, as ZeroScope's), 16 latent channels: 32x32 frames -> 4x4 latents. Pretraining can
+  ask for three levels (factor 4, 8x8 latents, the first shipped model's 4 channels) instead: the UNet then sees
+  four times the tokens, and most of its step is the top level's transformers, so a step costs about three times
+  as much and a retrain does not fit in an hour on a 2-core CPU (README, the embedded model).
 - Text encoder: CLIP text, hidden 64, 2 layers, 16 positions (captions are at most 9 tokens).
-- UNet: two levels (64, 128 channels), one layer per block, cross-attention at 8x8 and in the 4x4 mid block
-  (about 5 M parameters; cross-attention in the 4x4 blocks too costs 40% more time for 2 M more parameters).
+- UNet: two levels (64, 128 channels), one layer per block, cross-attention at the latents' size and in the mid
+  block at half of it (about 5 M parameters).
 - Scheduler: v-prediction on zero-terminal-SNR betas with trailing timesteps, so that the last sampling step
   starts from pure noise as in training and flat backgrounds come out clean (TOYWORLD.md).
 """
@@ -25,11 +26,11 @@ MAX_TOKENS = 16
 VAE_CONFIG = dict(
     in_channels=3,
     out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 3,
-    up_block_types=("UpDecoderBlock2D",) * 3,
-    block_out_channels=(32, 64, 64),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(32, 64, 64, 64),
     layers_per_block=1,
-    latent_channels=4,
+    latent_channels=16,
     norm_num_groups=16,
     sample_size=SIZE,
     scaling_factor=1.0,  # pretraining replaces it with 1 / std of the toy world's latents
@@ -43,10 +44,10 @@ TEXT_CONFIG = dict(
     projection_dim=64,
 )
 UNET_CONFIG = dict(
-    sample_size=SIZE // 4,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),  # the mid block cross-attends at the 4x4 level
+    sample_size=SIZE // 8,
+    in_channels=16,
+    out_channels=16,
+    down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),  # the mid block cross-attends too
     up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
     block_out_channels=(64, 128),
     layers_per_block=1,
@@ -68,21 +69,22 @@ SCHEDULER_CONFIG = dict(
 )
 MODEL_INDEX = ModelScopeFamily.model_index
 LATENT_FACTORS = {4: 3, 8: 4}  # VAE downsampling factor -> levels
+LATENT_FACTOR, LATENT_CHANNELS = 8, 16  # the shipped model's
 
 
-def vae_config(factor: int = 4, latent_channels: int = 4) -> dict:
+def vae_config(factor: int = LATENT_FACTOR, latent_channels: int = LATENT_CHANNELS) -> dict:
     levels = LATENT_FACTORS[factor]
     return {**VAE_CONFIG, "down_block_types": ("DownEncoderBlock2D",) * levels,
             "up_block_types": ("UpDecoderBlock2D",) * levels, "block_out_channels": (32, 64, 64, 64)[:levels],
             "latent_channels": latent_channels}
 
 
-def unet_config(factor: int = 4, latent_channels: int = 4) -> dict:
+def unet_config(factor: int = LATENT_FACTOR, latent_channels: int = LATENT_CHANNELS) -> dict:
     return {**UNET_CONFIG, "sample_size": SIZE // factor, "in_channels": latent_channels,
             "out_channels": latent_channels}
 
 
-def build_vae(factor: int = 4, latent_channels: int = 4):
+def build_vae(factor: int = LATENT_FACTOR, latent_channels: int = LATENT_CHANNELS):
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(**vae_config(factor, latent_channels))
@@ -102,7 +104,7 @@ def build_text_encoder(tokenizer):
     return CLIPTextModel(config)
 
 
-def build_unet(factor: int = 4, latent_channels: int = 4):
+def build_unet(factor: int = LATENT_FACTOR, latent_channels: int = LATENT_CHANNELS):
     from diffusers import UNet3DConditionModel
 
     return UNet3DConditionModel(**unet_config(factor, latent_channels))

@@ -40,6 +40,8 @@ RECALIBRATE_EVERY = 250
 BUDGET_RESERVE_S = 120.0  # kept for saving and the caption evaluation
 INFO_FILE = "toyworld.json"
 # Settings that change what a stage computes: a work folder only resumes a run that had the same ones.
+# Work folders written before an option existed hold its value of then, not today's default.
+FORMER_DEFAULTS = {"latent_factor": 4, "latent_channels": 4}
 SIGNATURE = ("seed", "size", "frames", "variants", "latent_factor", "latent_channels", "vae_steps", "vae_batch",
              "vae_lr", "kl_weight", "shape_weight", "batch", "lr", "warmup", "weight_decay", "ema_decay",
              "caption_dropout", "grad_clip")
@@ -55,9 +57,9 @@ class PretrainConfig:
     size: int = architecture.SIZE
     frames: int = architecture.FRAMES
     variants: int = 16
-    latent_factor: int = 4  # the VAE's downsampling: 4 (8x8 latents of 32x32 frames) or 8 (4x4)
-    latent_channels: int = 4
-    vae_steps: int = 2000
+    latent_factor: int = architecture.LATENT_FACTOR  # the VAE's downsampling: 8 (4x4 latents of 32x32 frames) or 4
+    latent_channels: int = architecture.LATENT_CHANNELS
+    vae_steps: int = 6000  # a factor-8 VAE needs them to draw a square's corners (2,000: 64% of shapes read right)
     vae_batch: int = 16
     vae_lr: float = 2e-3
     kl_weight: float = 1e-6
@@ -141,7 +143,7 @@ class _Run:
         wanted = self.cfg.signature()
         if path.is_file():
             held = json.loads(path.read_text())
-            held = {**{k: getattr(PretrainConfig, k) for k in wanted if k not in held}, **held}  # older runs' defaults
+            held = {**{k: FORMER_DEFAULTS.get(k, getattr(PretrainConfig, k)) for k in wanted}, **held}
             changed = {k: (held.get(k), v) for k, v in wanted.items() if held.get(k) != v}
             if changed:
                 shown = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changed.items())

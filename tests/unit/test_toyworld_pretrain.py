@@ -139,7 +139,9 @@ def test_architecture_is_small():
     unet, vae = architecture.build_unet(), architecture.build_vae()
     assert 3e6 < architecture.parameter_count(unet) < 7e6
     assert architecture.parameter_count(vae) < 1.5e6
-    assert 2 ** (len(vae.config.block_out_channels) - 1) == 4
+    assert 2 ** (len(vae.config.block_out_channels) - 1) == 8 and vae.config.latent_channels == 16
+    assert unet.config.in_channels == unet.config.out_channels == 16
+    assert architecture.parameter_count(architecture.build_vae(4, 4)) < architecture.parameter_count(vae)
 
 
 def load_script():
@@ -172,7 +174,7 @@ def test_two_step_pretrain_loads_with_load_model_and_samples(pretrained):
     assert index["_class_name"] == "TextToVideoSDPipeline"
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 20 * 2**20
     model = load_model(folder, dtype="fp32", device="cpu")
-    assert model.vae_factor == 4 and model.max_prompt_tokens == 16
+    assert model.vae_factor == 8 and model.max_prompt_tokens == 16
     assert model.scheduler_config["prediction_type"] == "v_prediction"
     assert model.latent_scale != 1.0  # set from the toy world's latents
     video = generate(model, SampleSettings(prompt="a red circle moving left", frames=8, width=32, height=32, steps=2))
@@ -226,7 +228,8 @@ def test_the_pretrained_folder_works_with_every_scheduler_inversion_and_lora_tra
         assert torch.isfinite(generate(model, settings)).all(), name
     clip = make_clip(32, 8, "square", "red", "zigzag")
     z_inv = ddim_invert(model, model.encode_frames(clip.frames), steps=3)
-    assert z_inv.shape == (1, 4, 8, 8, 8) and torch.isfinite(z_inv).all()
+    side = 32 // architecture.LATENT_FACTOR
+    assert z_inv.shape == (1, architecture.LATENT_CHANNELS, 8, side, side) and torch.isfinite(z_inv).all()
     config = TrainConfig(output=str(tmp_path / "lora"), steps=2, rank=4, width=32, height=32, frames=8,
                          checkpoint_every=0)
     assert train(model, [Clip(clip.frames, clip.caption, source="zigzag.mp4")], config).steps == 2
@@ -292,7 +295,7 @@ def test_extend_trains_a_finished_unet_on_with_a_warm_restart(pretrained, tmp_pa
     assert pretrain_info["unet_steps"] == 4 and pretrain_info["extended_from"] == [2]
 
 
-def test_a_factor_8_vae_gives_4x4_latents_and_a_model_that_loads_samples_and_trains(tmp_path):
+def test_a_factor_4_vae_gives_8x8_latents_and_a_model_that_loads_samples_and_trains(tmp_path):
     from motiondirector_core.clips import Clip
     from motiondirector_core.models import load_model
     from motiondirector_core.sample import SampleSettings, generate
@@ -301,14 +304,14 @@ def test_a_factor_8_vae_gives_4x4_latents_and_a_model_that_loads_samples_and_tra
 
     script = load_script()
     assert script.main(["--out", str(tmp_path / "model"), "--work", str(tmp_path / "work"), "--threads", "1",
-                        "--latent-factor", "8", "--latent-channels", "8", "--variants", "1", "--vae-steps", "2",
+                        "--latent-factor", "4", "--latent-channels", "4", "--variants", "1", "--vae-steps", "2",
                         "--vae-batch", "4", "--steps", "2", "--batch", "2", "--eval-prompts", "1",
                         "--eval-seeds", "1"]) == 0
-    assert load_checkpoint(tmp_path / "work" / "latents.pt")["latents"].shape[1:] == (8, 8, 4, 4)
+    assert load_checkpoint(tmp_path / "work" / "latents.pt")["latents"].shape[1:] == (4, 8, 8, 8)
     info = json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]
-    assert (info["latent_factor"], info["latent_channels"]) == (8, 8)
+    assert (info["latent_factor"], info["latent_channels"]) == (4, 4)
     model = load_model(tmp_path / "model", dtype="fp32", device="cpu")
-    assert model.vae_factor == 8 and model.unet.config.in_channels == 8
+    assert model.vae_factor == 4 and model.unet.config.in_channels == 4
     video = generate(model, SampleSettings(prompt="a red circle moving left", frames=8, width=32, height=32, steps=2))
     assert video.shape == (8, 32, 32, 3) and torch.isfinite(video).all()
     clip = make_clip(32, 8, "square", "red", "zigzag")
@@ -332,6 +335,6 @@ def test_latent_settings_are_checked_and_older_work_folders_read_as_factor_4(pre
     (work / "config.json").write_text(json.dumps(held))
     common = dict(out=tmp_path / "model", work=work, variants=1, vae_steps=2, vae_batch=4, batch=2, unet_steps=2,
                   stages=("vae",))
-    pretrain(PretrainConfig(**common), printer=lambda line: None)  # the defaults: accepted
-    with pytest.raises(MotionDirectorError, match="latent_factor: 4 -> 8"):
-        pretrain(PretrainConfig(latent_factor=8, **common), printer=lambda line: None)
+    pretrain(PretrainConfig(latent_factor=4, latent_channels=4, **common), printer=lambda line: None)  # accepted
+    with pytest.raises(MotionDirectorError, match="latent_factor: 4 -> 8, latent_channels: 4 -> 16"):
+        pretrain(PretrainConfig(**common), printer=lambda line: None)  # today's defaults are another run
