@@ -3,8 +3,8 @@
     python -m motiondirector_core evaluate --generated output/sweep --reference clips/ --reference-stride 2 \
         --prompt "a purple circle moving in a zigzag" --out report.json
 
-A folder stands for every video in it, by name (a sweep's folder: all its samples); the report is the Evaluate
-node's, with the files it read.
+A folder stands for every video in it and its subfolders, by path (a sweep's folder: all its samples); the report
+is the Evaluate node's, with the files it read.
 """
 
 from pathlib import Path
@@ -15,11 +15,12 @@ from .video_io import VIDEO_EXTENSIONS, read_video
 
 
 def video_files(paths: list[str], flag: str) -> list[Path]:
-    """The videos named by `paths`: files as given, folders as every video inside (not recursive, by name)."""
+    """The videos named by `paths`: files as given, folders as every video inside, subfolders included (a sweep
+    writes one per prompt), sorted by path."""
     files = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            inside = sorted(p for p in entry.iterdir()
+            inside = sorted(p for p in entry.rglob("*")
                             if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
             if not inside:
                 raise MotionDirectorError(

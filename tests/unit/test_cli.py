@@ -237,7 +237,7 @@ def test_evaluate_scores_videos_and_folders_against_references(tmp_path, capsys)
     from motiondirector_core.toyworld.clips import make_clip
     from motiondirector_core.video_io import write_video
 
-    refs, generated = tmp_path / "refs", tmp_path / "generated"
+    refs, generated = tmp_path / "refs", tmp_path / "generated" / "000-a-blue-circle"  # a sweep's layout
     for seed in (0, 1):  # 16 frames, read at stride 2 as the main job trains on them
         write_video(refs / f"red_square_{seed}.mp4", make_clip(32, 16, "square", "red", "zigzag", seed=seed).frames)
     same = make_clip(32, 8, "circle", "blue", "zigzag", seed=3).frames
@@ -257,7 +257,7 @@ def test_evaluate_scores_videos_and_folders_against_references(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "1 generated against 2 reference clip(s)" in printed and "a_same_motion.mp4: blue circle" in printed
 
-    assert main(["evaluate", "--generated", str(generated), "--reference", str(refs), "--reference-stride", "2",
+    assert main(["evaluate", "--generated", str(generated.parent), "--reference", str(refs), "--reference-stride", "2",
                  "--reference-frames", "8", "--out", str(report_path)]) == 0
     report = json.loads(report_path.read_text())
     assert report["samples"] == 2 and report["text_alignment"] is None  # no prompt: motion only
