@@ -73,7 +73,7 @@ TRAINING = {  # variant -> TrainConfig fields that differ
 @dataclass
 class Settings:
     motions: tuple[str, ...] = HELD_OUT_MOTIONS
-    steps: int = 300
+    steps: int = 900
     lr: float = 1e-3
     rank: int = 16
     train_seed: int = 0
@@ -278,7 +278,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one motion, 60 steps, one seed: a smoke run")
     parser.add_argument("--motions", help=f"comma-separated subset of {', '.join(HELD_OUT_MOTIONS)}")
-    parser.add_argument("--steps", type=int, help="training steps of every variant (default 300)")
+    parser.add_argument("--steps", type=int, help="training steps of every variant (default 900)")
     parser.add_argument("--lr", type=float, help="learning rate of every LoRA (default 1e-3)")
     parser.add_argument("--rank", type=int, help="LoRA rank (default 16)")
     parser.add_argument("--model", type=Path, default=MODEL, help="the small-world model folder")

@@ -18,11 +18,11 @@ CLIPS=example_workflows/inputs/zigzag            # three clips of one motion, th
 PROMPT="a purple circle moving in a zigzag"      # a subject none of the clips shows
 RUN="$OUT/run-$(date +%Y%m%d-%H%M%S)"
 SIZE=(--frames 8 --width 32 --height 32)         # the embedded model's native clip: 8 frames of 32x32
-STEPS="${MD_EXAMPLE_STEPS:-300}"                 # (the tests shorten the run)
+STEPS="${MD_EXAMPLE_STEPS:-900}"                 # (the tests shorten the run)
 
 run() { echo "+ $*"; "$@"; }
 run .venv/bin/python -m motiondirector_core train --model "$MODEL" --clips "$CLIPS" --output "$RUN" \
-    --stride 2 "${SIZE[@]}" --steps "$STEPS" --lr 1e-3 --rank 16 --checkpoint-every 100
+    --stride 2 "${SIZE[@]}" --steps "$STEPS" --lr 1e-3 --rank 16 --checkpoint-every 300
 run .venv/bin/python -m motiondirector_core generate --model "$MODEL" --prompt "$PROMPT" \
     --temporal-lora "$RUN" --out "$OUT/${PROMPT// /_}.mp4" "${SIZE[@]}" --steps 25 --cfg 7.5 --seed 0 \
     --side-by-side "$CLIPS/yellow_circle.mp4" --side-by-side-stride 2

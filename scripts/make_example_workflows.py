@@ -33,6 +33,7 @@ LORA = "orbit_temporal.safetensors"  # the motion LoRA that example 1 saves
 SIZE = dict(width=32, height=32)  # the embedded model's native clip: 8 frames of 32x32
 SAMPLE = dict(frames=8, steps=25, cfg=7.5, **SIZE)
 LEARN = dict(rank=16, lr_spatial=1e-3, lr_temporal=1e-3)  # what bench/motion_quality.py measured on this model
+MOTION_STEPS = 900  # ditto: at 300 steps the embedded model's subject barely leaves its place
 COLUMN, GAP = 380, 30
 
 
@@ -79,8 +80,8 @@ def motion_from_one_video() -> Graph:
         f"ComfyUI's input folder under `{INPUTS}/` when the pack loads."))
     model = g.add("MD_LoadBaseModel", model=MODEL)
     clips = clips_of(g, "orbit.mp4")
-    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=300,
-                  checkpoint_every=100, run_name="orbit", **LEARN)
+    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=MOTION_STEPS,
+                  checkpoint_every=300, run_name="orbit", **LEARN)
     g.add("LossGraphNode", loss=train["loss"], filename_prefix="motiondirector/examples/orbit_loss")
     g.add("MD_SaveLora", lora=train["lora"], filename_prefix="orbit")
     styled = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=train["lora"], temporal_scale=1.0,
@@ -99,8 +100,8 @@ def motion_concept_from_clips() -> Graph:
         "spatial LoRA takes their looks. Generates two new subjects with the motion alone (spatial scale 0)."))
     model = g.add("MD_LoadBaseModel", model=MODEL)
     clips = clips_of(g, "zigzag")
-    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=300,
-                  checkpoint_every=100, run_name="zigzag", **LEARN)
+    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=MOTION_STEPS,
+                  checkpoint_every=300, run_name="zigzag", **LEARN)
     g.add("LossGraphNode", loss=train["loss"], filename_prefix="motiondirector/examples/zigzag_loss")
     styled = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=train["lora"], temporal_scale=1.0,
                    spatial_scale=0.0)
@@ -136,8 +137,8 @@ def appearance_plus_motion() -> Graph:
     look = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=images["clips"], train="spatial", steps=100,
                  checkpoint_every=0, run_name="white_circle_look", **LEARN)
     clips = clips_of(g, "zigzag")
-    motion = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal", steps=300,
-                   checkpoint_every=0, run_name="zigzag_motion", **LEARN)
+    motion = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal",
+                   steps=MOTION_STEPS, checkpoint_every=0, run_name="zigzag_motion", **LEARN)
     with_look = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=look["lora"], temporal_scale=0.0,
                       spatial_scale=1.0)
     mixed = g.add("MD_ApplyLora", pipeline=with_look["pipeline"], lora=motion["lora"], temporal_scale=1.0,
@@ -155,8 +156,8 @@ def animate_an_image() -> Graph:
         "moves it. Raise noise_prior to keep more of the image."))
     model = g.add("MD_LoadBaseModel", model=MODEL)
     clips = clips_of(g, "orbit.mp4")
-    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal", steps=300,
-                  checkpoint_every=0, run_name="orbit_motion", **LEARN)
+    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="temporal",
+                  steps=MOTION_STEPS, checkpoint_every=0, run_name="orbit_motion", **LEARN)
     image = g.add("LoadImage", image=f"{INPUTS}/still.png")
     noise = g.add("MD_InvertReference", pipeline=model["pipeline"], images=image["IMAGE"], steps=30)
     styled = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=train["lora"], temporal_scale=1.0,
