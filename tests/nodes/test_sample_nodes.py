@@ -115,7 +115,7 @@ def test_the_embedded_model_is_listed_and_loads(comfy):
     assert {"toyworld-t2v", MODEL_NAME} <= set(paths.model_names())
     assert paths.model_path("toyworld-t2v") == paths.EMBEDDED_MODELS / "toyworld-t2v"
     (pipeline,) = run_node(comfy, "MD_LoadBaseModel", model="toyworld-t2v", dtype="auto", device="cpu")
-    assert pipeline.model.vae_factor == 4 and pipeline.model.dtype == torch.float32 and not pipeline.stack
+    assert pipeline.model.vae_factor == 8 and pipeline.model.dtype == torch.float32 and not pipeline.stack
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
