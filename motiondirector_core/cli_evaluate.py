@@ -9,6 +9,7 @@ is the Evaluate node's, with the files it read.
 
 from pathlib import Path
 
+from .clips import media_files
 from .errors import MotionDirectorError
 from .files import write_json
 from .video_io import VIDEO_EXTENSIONS, read_video
@@ -17,20 +18,7 @@ from .video_io import VIDEO_EXTENSIONS, read_video
 def video_files(paths: list[str], flag: str) -> list[Path]:
     """The videos named by `paths`: files as given, folders as every video inside, subfolders included (a sweep
     writes one per prompt), sorted by path."""
-    files = []
-    for entry in map(Path, paths):
-        if entry.is_dir():
-            inside = sorted(p for p in entry.rglob("*")
-                            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
-            if not inside:
-                raise MotionDirectorError(
-                    f"{flag} folder {entry} holds no videos: put {', '.join(VIDEO_EXTENSIONS)} files in it.")
-            files.extend(inside)
-        elif entry.is_file():
-            files.append(entry)
-        else:
-            raise MotionDirectorError(f"{flag} {entry} not found. Check the path.")
-    return files
+    return media_files(paths, VIDEO_EXTENSIONS, recursive=True, label=flag, noun="videos", hint="videos")
 
 
 def read_frames(path: Path, stride: int = 1, frames: int = 0):

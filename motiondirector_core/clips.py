@@ -215,29 +215,28 @@ def read_clips(paths: Sequence[str | Path], sampling: FrameSampling, prompt: str
         paths = [paths]
     if not paths:
         raise MotionDirectorError("no clips given: pass at least one video, image or folder.")
+    return [read_clip(file, sampling, prompt) for file in media_files(paths)]
+
+
+def media_files(paths: Sequence[str | Path], extensions: Sequence[str] = CLIP_EXTENSIONS, recursive: bool = False,
+                label: str = "clip path", noun: str = "clips", hint: str = "videos or images") -> list[Path]:
+    """Files as given, folders as every file inside with one of `extensions` (sorted by path; with `recursive`,
+    subfolders too). `label`, `noun` and `hint` word the errors: a missing path, a folder with none of them."""
     files: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            files.extend(_clip_files(entry))
+            # Hidden names are skipped: macOS "._clip.mp4" resource forks carry a video extension but no video.
+            found = sorted(child for child in (entry.rglob("*") if recursive else entry.iterdir())
+                           if child.is_file() and child.suffix.lower() in extensions and not child.name.startswith("."))
+            if not found:
+                raise MotionDirectorError(
+                    f"folder {entry} holds no {noun}: put {hint} in it ({', '.join(extensions)}).")
+            files.extend(found)
         elif entry.exists():
             files.append(entry)
         else:
-            raise MotionDirectorError(f"clip path not found: {entry}. Check the path.")
-    return [read_clip(file, sampling, prompt) for file in files]
-
-
-def _clip_files(folder: Path) -> list[Path]:
-    # Hidden names are skipped: macOS "._clip.mp4" resource forks carry a video extension but no video.
-    found = sorted(
-        (child for child in folder.iterdir()
-         if child.is_file() and child.suffix.lower() in CLIP_EXTENSIONS and not child.name.startswith(".")),
-        key=lambda child: child.name,
-    )
-    if not found:
-        raise MotionDirectorError(
-            f"folder {folder} holds no clips: put videos or images in it ({', '.join(CLIP_EXTENSIONS)})."
-        )
-    return found
+            raise MotionDirectorError(f"{label} not found: {entry}. Check the path.")
+    return files
 
 
 def clips_from_frames(
