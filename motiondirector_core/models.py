@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .errors import MotionDirectorError
+from .kept_dtype import keep_dtype
 from .single_frame import install_single_frame_bypass
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ class ModelScopeFamily(ModelFamily):
         except (OSError, ValueError, RuntimeError, KeyError) as exc:  # what damaged or incomplete files raise
             raise MotionDirectorError(f"model folder {path} could not be loaded ({exc}); re-copy the model.") from exc
         install_single_frame_bypass(unet)
+        keep_dtype(unet)
         for module in (unet, vae, text_encoder):
             module.requires_grad_(False)
             module.eval()

@@ -144,3 +144,29 @@ def test_unknown_dtype(tiny_model_dir):
 @pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16"])
 def test_dtype_name_round_trips(tiny_model_dir, dtype):
     assert load_model(tiny_model_dir, dtype=dtype, device="cpu").dtype_name == dtype
+
+
+def test_unet_dtype_is_read_once_until_the_unet_is_cast(tiny_model, monkeypatch, tmp_path):
+    """The UNet reads its dtype on every forward; diffusers walks the whole module tree for it each time."""
+    import diffusers.models.modeling_utils as modeling_utils
+
+    walks = []
+    walk = modeling_utils.get_parameter_dtype
+    monkeypatch.setattr(modeling_utils, "get_parameter_dtype", lambda m: walks.append(m) or walk(m))
+    unet = tiny_model.unet
+    latents = torch.randn(1, unet.config.in_channels, 2, 4, 4)
+    text = tiny_model.encode_prompts(["a red square"])
+
+    with torch.no_grad():
+        for _ in range(3):
+            unet(latents, 10, encoder_hidden_states=text)
+    assert unet.dtype == torch.float32 and len(walks) == 1
+
+    unet.to(torch.bfloat16)  # a cast or a move forgets the kept answer
+    assert unet.dtype == torch.bfloat16 and len(walks) == 2
+    unet.float()
+    assert unet.dtype == torch.float32
+
+    unet.save_pretrained(tmp_path / "unet")  # the class keeps its name: the saved config is a stock one
+    assert json.loads((tmp_path / "unet" / "config.json").read_text())["_class_name"] == "UNet3DConditionModel"
+    assert type(UNet3DConditionModel.from_pretrained(tmp_path / "unet")) is UNet3DConditionModel
