@@ -332,7 +332,10 @@ class _Run:
         self.step += 1
         if run_spatial:
             f = slice(d.frame, d.frame + 1)
-            losses.update(self._pass(spatial, {spatial: 1.0}, noisy[:, :, f], target[:, :, f], clip, t))
+            # The temporal LoRA lives in temporal layers only, the identity on one frame: left on, it changes
+            # nothing here and spares switching every temporal layer off and on again each step.
+            active = {spatial: 1.0, **({temporal: 1.0} if temporal == "temporal" else {})}
+            losses.update(self._pass(spatial, active, noisy[:, :, f], target[:, :, f], clip, t))
         if run_temporal:
             active = {temporal: 1.0, **({spatial: 1.0} if run_spatial else {})}
             anchor = d.anchor if temporal == "temporal" and self.config.beta > 0 else None

@@ -98,6 +98,22 @@ def test_scale_zero_or_no_adapter_is_the_base_unet(tiny_model):
     assert lora.active_scales(unet) == {}
 
 
+def test_temporal_adapter_does_nothing_on_one_frame(tiny_model):
+    """The trainer leaves the temporal LoRA on in the one-frame spatial pass: it must change nothing there."""
+    unet = tiny_model.unet
+    lora.add_adapter(unet, FAMILY, "s", "spatial", rank=4)
+    lora.add_adapter(unet, FAMILY, "t", "temporal", rank=4)
+    randomize_b(unet, "s")
+    randomize_b(unet, "t", seed=2)
+    lora.set_scales(unet, {"s": 1.0})
+    spatial_only = run(unet, frames=1)
+    lora.set_scales(unet, {"s": 1.0, "t": 1.0})
+    assert torch.equal(run(unet, frames=1), spatial_only)
+    both_on_two_frames = run(unet, frames=2)
+    lora.set_scales(unet, {"s": 1.0})
+    assert not torch.allclose(run(unet, frames=2), both_on_two_frames), "on two frames it does act"
+
+
 def test_output_is_linear_in_the_scale(tiny_model):
     unet = tiny_model.unet
     lora.add_adapter(unet, FAMILY, "t", "temporal", rank=4)
