@@ -248,9 +248,9 @@ def target_checks(data: dict) -> list[str]:
                       statistics.median(ratios), 2.0, "x", at_most=False)
     else:
         check("384x384x16 step, both paths", median("ZeroScope 384", "ours", "seconds_per_step"), 0.15, "s")
-        for prefix, limit in (("ZeroScope 384", 8), ("ZeroScope 576", 12)):
-            peak = median(prefix, "low-memory", "peak_memory_bytes")
-            check(f"{prefix[10:]} peak memory, low-memory profile", peak and peak / 2**30, limit, "GB")
+        for size, limit in (("384x384x16", 8), ("576x320x24", 12)):
+            peak = median(f"ZeroScope {size}", "low-memory", "peak_memory_bytes")
+            check(f"{size} peak memory, low-memory profile", peak and peak / 2**30, limit, "GB")
         check("384x384x16 video, 30 steps with guidance",
               median("ZeroScope 384", "ours", "seconds_per_video", task="sample"), 5.0, "s")
     return checks or ["- none of the targets applies to this run"]

@@ -1,9 +1,11 @@
 """bench/speed.py at toy size: every variant, path and task is measured in its own process and reported; the model
-FLOPs it counts on the meta device match the ZeroScope figures the issue quotes."""
+FLOPs it counts on the meta device match the ZeroScope figures the issue quotes; the GPU run's report and its random
+ZeroScope folder work before any GPU has run them."""
 
 import json
 
 import pytest
+import torch
 
 from tests.fixtures.bench import load_bench
 
@@ -73,3 +75,70 @@ def test_flops_match_the_zeroscope_figures(bench, tmp_path):
 
     assert bench.unet_forward_flops(str(folder), 16, 384, 384) / 1e12 == pytest.approx(11.26, rel=0.01)
     assert bench.unet_forward_flops(str(folder), 24, 320, 576) / 1e12 == pytest.approx(21.4, rel=0.01)
+
+
+def test_gpu_report_checks_every_gpu_target(bench, tiny_model_dir, monkeypatch, tmp_path):
+    """No GPU here: the GPU run's bookkeeping (variants, rounds, targets, report) with the workers' answers faked, so
+    that the first real `--device cuda` run cannot fail at its end on a report bug."""
+    setups = [dict(name="ZeroScope 384x384x16", model=str(tiny_model_dir), width=32, height=32, frames=4),
+              dict(name="ZeroScope 576x320x24", model=str(tiny_model_dir), width=48, height=32, frames=6)]
+    seconds = {"ours": 0.1, "low-memory": 0.13, "baseline": 0.9}
+    memory = {"ZeroScope 384x384x16": 7 * 2**30, "ZeroScope 576x320x24": 13 * 2**30}
+
+    def fake_worker(cell):
+        setup = next(s["name"] for s in setups if (s["width"], s["frames"]) == (cell["width"], cell["frames"]))
+        variant = next(v for v, settings in bench.VARIANTS["cuda"].items()
+                       if all(cell[k] == settings[k] for k in settings))
+        answer = {"train": {"seconds_per_step": seconds[variant]}, "sample": {"seconds_per_video": 4.0},
+                  "invert": {"seconds_per_inversion": 2.0}}[cell["task"]]
+        return {**answer, "peak_memory_bytes": memory[setup], "gpu": "NVIDIA H100 80GB HBM3"}
+
+    monkeypatch.setattr(bench, "run_cell", fake_worker)
+    monkeypatch.setattr(bench, "machine", lambda device: {"python": "3", "torch": "2", "threads": 2, "cpu": "x",
+                                                          "gpu": "NVIDIA H100 80GB HBM3"})
+    data = bench.measure("cuda", rounds=2, steps=2, warmup=1, threads=1, quick=False, printer=lambda line: None,
+                         setups=setups)
+    assert list(data["variants"]) == ["ours", "low-memory", "baseline"]
+    assert {r["variant"] for r in data["rows"] if r["task"] == "sample"} == {"ours", "baseline"}  # bf16 vs fp32 base
+
+    path = bench.write_results(data, tmp_path, "python bench/speed.py --device cuda", 1.0,
+                               bench.peak_tflops(data, None))
+    text = path.read_text()
+    assert path.name == "speed_gpu_nvidia_h100_80gb_hbm3.md" and "MFU against 989 TFLOP/s" in text
+    assert "- 384x384x16 step, both paths: 0.1 s (at most 0.15): met" in text
+    assert "- 384x384x16 peak memory, low-memory profile: 7 GB (at most 8): met" in text
+    assert "- 576x320x24 peak memory, low-memory profile: 13 GB (at most 12): NOT met" in text
+    assert "- 384x384x16 video, 30 steps with guidance: 4 s (at most 5): met" in text
+    assert "Speed-up of ours over the baseline, both paths: **9.00x**" in text
+    assert "| ours | DDIM inversion, 50 steps | 2.000 |" in text
+
+
+def test_random_zeroscope_folder_loads_and_trains(tmp_path, monkeypatch):
+    """bench/random_zeroscope.py at toy sizes (the real one is 1.4 B parameters): the folder it writes is one that
+    load_model takes, trains on and samples from, as the GPU benchmark will."""
+    from motiondirector_core.clips import Clip
+    from motiondirector_core.models import FAMILIES, load_model
+    from motiondirector_core.sample import SampleSettings, generate
+    from motiondirector_core.train import train
+    from motiondirector_core.train_config import TrainConfig
+    from tests.fixtures.media import moving_square
+    from tests.fixtures.tiny_model import UNET_CONFIG, VAE_CONFIG
+
+    random_zeroscope = load_bench("random_zeroscope")
+    monkeypatch.setattr(FAMILIES["modelscope"], "zeroscope_unet_config", UNET_CONFIG)
+    monkeypatch.setattr(random_zeroscope, "VAE_CONFIG", VAE_CONFIG)
+    monkeypatch.setattr(random_zeroscope, "TEXT_CONFIG", dict(random_zeroscope.TEXT_CONFIG, hidden_size=32,
+                                                              intermediate_size=64, num_hidden_layers=2,
+                                                              num_attention_heads=4, projection_dim=32))
+    folder = random_zeroscope.write_random_zeroscope(tmp_path / "zeroscope-random")
+    assert random_zeroscope.write_random_zeroscope(folder) == folder  # a complete folder is kept
+
+    model = load_model(folder, dtype="bf16", device="cpu")
+    assert model.max_prompt_tokens == 77 and model.unet.dtype == torch.bfloat16
+    clip = Clip(torch.from_numpy(moving_square(4, 32, 32)).float() / 255, "a white square moving right")
+    result = train(model, [clip],
+                   TrainConfig(steps=2, rank=4, width=32, height=32, frames=4, precision="bf16", checkpoint_every=0,
+                               output=str(tmp_path / "run")))
+    assert set(result.files) == {"spatial", "temporal"}
+    frames = generate(model, SampleSettings(prompt="a blue circle", frames=4, width=32, height=32, steps=2))
+    assert frames.shape == (4, 32, 32, 3)
