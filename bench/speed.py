@@ -134,6 +134,7 @@ def measure(device: str, rounds: int, steps: int, warmup: int, threads: int, qui
         from random_zeroscope import write_random_zeroscope
 
         write_random_zeroscope(RANDOM_ZEROSCOPE, device="cuda")
+        torch.cuda.empty_cache()  # the workers measure on the same GPU: this process keeps none of it
     results = []
     for setup in setups:
         flops = step_flops(setup)
