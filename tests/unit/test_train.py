@@ -18,6 +18,7 @@ from motiondirector_core.lora_files import read_lora
 from motiondirector_core.models import load_model
 from motiondirector_core.train import TrainCallbacks, train
 from motiondirector_core.train_config import TrainConfig, ValidationConfig
+from motiondirector_core.train_setup import build_optimizer
 
 
 def frames(seed: int, count: int = 4) -> torch.Tensor:
@@ -259,6 +260,36 @@ def test_half_precision_base_trains_fp32_adapters(tiny_model_dir, tmp_path):
     assert all(torch.isfinite(torch.tensor(list(info.losses.values()))).all() for info in losses)
 
 
+def test_half_precision_base_gives_fp32_gradients_within_rounding(tiny_model_dir):
+    """The GPU profile (bf16 base weights, bf16 autocast, fp32 LoRA) against fp32 throughout: the LoRA gradients
+    are the same up to bf16 rounding."""
+    full = temporal_grads(load_model(tiny_model_dir, dtype="fp32", device="cpu"), checkpointing=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half = temporal_grads(load_model(tiny_model_dir, dtype="bf16", device="cpu"), checkpointing=False)
+    full, half = torch.cat([g.flatten() for g in full]), torch.cat([g.flatten() for g in half])
+    assert half.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(full, half, dim=0) > 0.99
+    assert (half.norm() / full.norm() - 1).abs() < 0.05
+
+
+def test_fused_adamw_steps_like_the_plain_one():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(32, 8)) for _ in range(3)]
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    fused = build_optimizer("adamw", params, lr=1e-3, weight_decay=0.01)
+    plain = torch.optim.AdamW(twins, lr=1e-3, weight_decay=0.01, foreach=False, fused=False)
+    assert fused.defaults["fused"], "this torch has the CPU kernel: the trainer uses it"
+    for step in range(5):
+        g = torch.Generator().manual_seed(step)
+        for p, q in zip(params, twins):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        fused.step()
+        plain.step()
+    for p, q in zip(params, twins):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
 def temporal_grads(model, checkpointing: bool) -> list[torch.Tensor]:
     unet = model.unet
     if "temporal" not in lora.adapter_names(unet):
@@ -266,6 +297,7 @@ def temporal_grads(model, checkpointing: bool) -> list[torch.Tensor]:
         lora.add_adapter(unet, model.family, "temporal", "temporal", rank=4, dropout=0.1)
         with torch.no_grad():
             for p in lora.adapter_parameters(unet, "temporal"):
+                p.data = p.data.float()  # fp32 LoRA whatever the base dtype, as the trainer has it
                 p.normal_(0, 0.1)
     lora.set_scales(unet, {"temporal": 1.0})
     params = lora.adapter_parameters(unet, "temporal")
@@ -275,8 +307,8 @@ def temporal_grads(model, checkpointing: bool) -> list[torch.Tensor]:
     (enable_activation_checkpointing if checkpointing else disable_activation_checkpointing)(unet)
     unet.train()
     torch.manual_seed(1)  # the same dropout masks; checkpointing must replay them in its recomputation
-    sample = torch.randn(1, 4, 3, 4, 4)
-    text = torch.randn(1, 77, 32)
+    sample = torch.randn(1, 4, 3, 4, 4).to(model.dtype)
+    text = torch.randn(1, 77, 32).to(model.dtype)
     unet(sample, torch.tensor([10]), encoder_hidden_states=text).sample.square().mean().backward()
     return [p.grad.clone() for p in params]
 
