@@ -170,3 +170,14 @@ def test_unet_dtype_is_read_once_until_the_unet_is_cast(tiny_model, monkeypatch,
     unet.save_pretrained(tmp_path / "unet")  # the class keeps its name: the saved config is a stock one
     assert json.loads((tmp_path / "unet" / "config.json").read_text())["_class_name"] == "UNet3DConditionModel"
     assert type(UNet3DConditionModel.from_pretrained(tmp_path / "unet")) is UNet3DConditionModel
+
+
+def test_chunked_vae_gives_the_whole_clip_answer(tiny_model):
+    """Frames go through the VAE a few at a time (memory); the result is that of one batch of all frames."""
+    frames = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    tiny_model.vae_chunk = 2
+    latents = tiny_model.encode_frames(frames)
+    decoded = tiny_model.decode_latents(latents)
+    tiny_model.vae_chunk = 5
+    torch.testing.assert_close(tiny_model.encode_frames(frames), latents, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tiny_model.decode_latents(latents), decoded, rtol=1e-5, atol=1e-5)
