@@ -6,13 +6,14 @@ has never seen, while new videos keep the prompt's appearance?
     python bench/motion_quality.py --quick    # one motion, fewer steps and samples: a smoke run into output/
 
 For each held-out motion (zigzag, orbit, bounce, zoom in) the references are clips of one appearance (a red square
-on a plain background; the clips differ only by the seed's jitter of the path). Five variants, the same training
+on a plain background; the clips differ only by the seed's jitter of the path). Six variants, the same training
 steps, learning rate, rank and seed for every trained one:
 
     base      the pretrained model untouched
     coupled   one LoRA on spatial and temporal layers, plain diffusion loss (no split, no debiasing)
     dual      spatial + temporal LoRAs with the dual-path step, without the appearance-debiased loss (beta 0)
     full      MotionDirector: dual path and the appearance-debiased loss (beta 1)
+    temporal  full without the spatial path: the motion LoRA trained alone (train=temporal), debiased loss
     attention full, with the motion LoRA trained on the temporal attention layers only (motion_layers=attention)
 
 Each then samples new appearances (prompts naming other colours and shapes, x seeds): the motion LoRA at 1 and the
@@ -60,12 +61,13 @@ RESULTS = REPO / "bench" / "results"
 REFERENCE = dict(shape="square", colour="red", background="plain")
 REFERENCE_SEEDS = (0, 1, 2)
 NEW_APPEARANCES = (("circle", "blue"), ("triangle", "green"), ("circle", "yellow"))
-VARIANTS = ("base", "coupled", "dual", "full", "attention")
+VARIANTS = ("base", "coupled", "dual", "full", "temporal", "attention")
 PROBES = {"full:attention": (".attn1.", ".attn2."), "full:feed-forward": (".ff.",)}  # kept layers of the motion LoRA
 TRAINING = {  # variant -> TrainConfig fields that differ
     "coupled": dict(train="coupled"),
     "dual": dict(train="both", beta=0.0),
     "full": dict(train="both", beta=1.0),
+    "temporal": dict(train="temporal", beta=1.0),
     "attention": dict(train="both", beta=1.0, motion_layers="attention"),
 }
 
