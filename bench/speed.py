@@ -17,11 +17,16 @@ Variants, all at rank 32 (the reference's), one clip, batch 1:
     baseline    the reference's settings: fp32 base under autocast (fp16 on a GPU, bf16 on the CPU), every clip and
                 prompt encoded again at each step, gradient checkpointing on
 
-Every measurement runs in a fresh process (bench/speed_worker.py), so a CPU row's peak RSS is its own; the variants'
-whole-step runs alternate (ours, baseline, ours, baseline, ...) and the speed-up is the median of the per-round
-ratios. Model FLOPs are counted on the meta device (torch FlopCounterMode): a training step is 2x the UNet forward of
-the clip (input gradients through the frozen base) plus 2x the one-frame forward of the spatial path; recomputation
-by checkpointing is not counted (model FLOPs, not hardware FLOPs).
+Measurements run in worker processes (bench/speed_worker.py): on the CPU a fresh one each, so a row's peak RSS is its
+own; on a GPU one per variant, loaded once and kept (a row's peak is its own by torch's peak-memory reset). The
+variants' whole-step runs alternate (ours, baseline, ours, baseline, ...) and the speed-up is the median of the
+per-round ratios. A failed cell is reported and the run goes on; --deadline stops starting cells after so many
+minutes, and the report is rewritten after every cell, so a run cut short still leaves what it measured.
+On a GPU lent for a short time, bench/gpu_lease.sh runs all of this in one command.
+
+Model FLOPs are counted on the meta device (torch FlopCounterMode): a training step is 2x the UNet forward of the
+clip (input gradients through the frozen base) plus 2x the one-frame forward of the spatial path; recomputation by
+checkpointing is not counted (model FLOPs, not hardware FLOPs).
 """
 
 import argparse
@@ -31,6 +36,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,14 +73,65 @@ TARGETS_TEXT = ("GPU (H100 class), 384x384x16: at most 0.15 s per step with both
                 "CPU: at least 2x the baseline's steps per second.")
 
 
-def run_cell(cell: dict) -> dict:
-    """bench/speed_worker.py on one cell, in a fresh process; its JSON result."""
+class Workers:
+    """bench/speed_worker.py processes serving cells. On the CPU each cell gets a fresh process, so that its peak RSS
+    is its own. On a GPU each variant keeps one process for a setup's cells: ZeroScope is loaded once per variant
+    rather than once per cell (a lent GPU's time is short), and torch's peak-memory reset keeps each cell's peak its
+    own. The variants' processes stay alive side by side, so whole-step runs still alternate between them."""
+
+    command = [sys.executable, str(REPO / "bench" / "speed_worker.py"), "--serve"]
+
+    def __init__(self, keep: bool, log_dir: Path):
+        self.keep, self.log_dir, self.processes, self.started = keep, Path(log_dir), {}, 0
+
+    def run(self, key: str, cell: dict) -> dict:
+        """The worker's answer, or {"error": ..., "traceback": ...} when the cell failed or the process ended."""
+        process = self.processes.get(key)
+        if process is None or process.poll() is not None:
+            process = self.processes[key] = self._start()
+        try:
+            return self._ask(process, cell)
+        finally:
+            if not self.keep:
+                self.close(key)
+
+    def _start(self) -> subprocess.Popen:
+        self.started += 1
+        log = open(self.log_dir / f"worker-{self.started}.log", "w")  # noqa: SIM115 - closed in close()
+        process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                                   cwd=REPO)
+        process.log = log
+        return process
+
+    @staticmethod
+    def _ask(process: subprocess.Popen, cell: dict) -> dict:
+        try:
+            process.stdin.write(json.dumps(cell) + "\n")
+            process.stdin.flush()
+            for line in process.stdout:
+                kind, _, body = line.partition(" ")
+                if kind in ("RESULT", "FAILED"):
+                    return json.loads(body)
+        except BrokenPipeError:
+            pass
+        process.wait()
+        process.log.flush()
+        return {"error": f"the worker process ended (exit status {process.returncode})",
+                "traceback": Path(process.log.name).read_text(errors="replace")[-3000:]}
+
+    def close(self, key: str | None = None) -> None:
+        for name in [key] if key else list(self.processes):
+            process = self.processes.pop(name)
+            if process.poll() is None:
+                process.stdin.close()
+                process.wait()
+            process.log.close()
+
+
+def run_cell(cell: dict, workers: Workers, key: str) -> dict:
+    """One cell measured by a worker; its answer, or {"error": ...} when it failed."""
     began = time.time()
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "speed_worker.py"), json.dumps(cell)],
-                          capture_output=True, text=True, cwd=REPO)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker failed on {cell}:\n{done.stderr[-4000:]}")
-    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_seconds": round(time.time() - began, 1)}
+    return {**workers.run(key, cell), "wall_seconds": round(time.time() - began, 1)}
 
 
 def unet_forward_flops(model_dir: str, frames: int, height: int, width: int, batch: int = 1) -> int:
@@ -122,7 +179,10 @@ def machine(device: str) -> dict:
 
 
 def measure(device: str, rounds: int, steps: int, warmup: int, threads: int, quick: bool, printer=print,
-            setups: list[dict] | None = None, compiled: bool = False) -> dict:
+            setups: list[dict] | None = None, compiled: bool = False, deadline: float | None = None,
+            on_row=None) -> dict:
+    """Every cell of every setup, in order; cells due after `deadline` (a time.time()) are listed as skipped.
+    on_row(data) sees the results so far after each cell."""
     setups = setups or (SETUPS[device][:1] if quick else SETUPS[device])
     variants = dict(VARIANTS[device])
     if compiled:
@@ -135,36 +195,48 @@ def measure(device: str, rounds: int, steps: int, warmup: int, threads: int, qui
 
         write_random_zeroscope(RANDOM_ZEROSCOPE, device="cuda")
         torch.cuda.empty_cache()  # the workers measure on the same GPU: this process keeps none of it
-    results = []
-    for setup in setups:
-        flops = step_flops(setup)
-        base = {**common, **{k: setup[k] for k in ("model", "width", "height", "frames")}}
+    data = {"device": device, "machine": machine(device), "rounds": rounds, "steps": steps, "warmup": warmup,
+            "variants": variants, "rows": [], "skipped": []}
+    flops = {setup["name"]: step_flops(setup) for setup in setups}
 
-        def record(variant: str, task: str, mode: str = "both", round_: int = 0) -> dict:
-            cell = {**base, **variants[variant], "task": task, "mode": mode}
-            out = {"setup": setup["name"], "variant": variant, "task": task, "mode": mode, "round": round_,
-                   **run_cell(cell)}
-            results.append(out)
-            shown = {k: v for k, v in out.items() if k.startswith("seconds") or k == "peak_memory_bytes"}
-            printer(f"{setup['name']} {variant} {task} {mode} round {round_}: {shown}")
-            return out
+    def record(workers: Workers, setup: dict, variant: str, task: str, mode: str = "both", round_: int = 0) -> None:
+        row = {"setup": setup["name"], "variant": variant, "task": task, "mode": mode, "round": round_}
+        if deadline is not None and time.time() > deadline:
+            data["skipped"].append(row)
+            printer(f"{setup['name']} {variant} {task} {mode} round {round_}: skipped, past the deadline")
+            return
+        cell = {**common, **{k: setup[k] for k in ("model", "width", "height", "frames")}, **variants[variant],
+                "task": task, "mode": mode}
+        counted = flops[setup["name"]]["sample" if task == "sample" else "invert" if task == "invert" else mode]
+        out = {**row, **run_cell(cell, workers, variant), "model_flops": counted}
+        data["rows"].append(out)
+        shown = {k: v for k, v in out.items() if k.startswith("seconds") or k in ("peak_memory_bytes", "error")}
+        printer(f"{setup['name']} {variant} {task} {mode} round {round_}: {shown}")
+        if on_row is not None:
+            on_row(data)
 
-        for round_ in range(rounds):  # whole steps, alternating: ours, (low-memory), baseline, ours, ...
-            for variant in variants:
-                record(variant, "train", "both", round_)
-        for variant in variants:
-            for mode in ("spatial", "temporal"):
-                record(variant, "train", mode)
-        for variant in variants:  # sampling differs between variants only by the base weights' dtype
-            if variant == "ours" or variants[variant]["dtype"] != variants["ours"]["dtype"]:
-                record(variant, "sample")
-        record("ours", "invert")
-        for row in results:
-            if row["setup"] == setup["name"]:
-                row["model_flops"] = flops["sample" if row["task"] == "sample" else
-                                           "invert" if row["task"] == "invert" else row["mode"]]
-    return {"device": device, "machine": machine(device), "rounds": rounds, "steps": steps, "warmup": warmup,
-            "variants": variants, "rows": results}
+    # The cells the targets need come first (whole steps of every setup, then sampling), so that a run stopped by
+    # its deadline has measured them.
+    with tempfile.TemporaryDirectory(prefix="md-speed-logs-") as logs:
+        workers = Workers(keep=device == "cuda", log_dir=Path(logs))
+        try:
+            for setup in setups:
+                for round_ in range(rounds):  # whole steps, alternating: ours, (low-memory), baseline, ours, ...
+                    for variant in variants:
+                        record(workers, setup, variant, "train", "both", round_)
+            for setup in setups:
+                # No baseline row: the reference samples with an fp16 base and guidance batched (diffusers'
+                # pipeline), which costs what ours does.
+                record(workers, setup, "ours", "sample")
+            for setup in setups:
+                for variant in variants:
+                    for mode in ("spatial", "temporal"):
+                        record(workers, setup, variant, "train", mode)
+            for setup in setups:
+                record(workers, setup, "ours", "invert")
+        finally:
+            workers.close()
+    return data
 
 
 def peak_tflops(data: dict, override: float | None) -> float | None:
@@ -178,11 +250,16 @@ def _gb(value: int) -> str:
     return f"{value / 2**30:.2f} GB"
 
 
+def measured(rows: list[dict]) -> list[dict]:
+    """The rows whose cell did not fail."""
+    return [r for r in rows if "error" not in r]
+
+
 def speedups(data: dict, setup: str) -> list[float]:
     """baseline / ours seconds per whole step, one ratio per alternating round."""
     ratios = []
     for round_ in range(data["rounds"]):
-        pair = {r["variant"]: r["seconds_per_step"] for r in data["rows"] if r["setup"] == setup
+        pair = {r["variant"]: r["seconds_per_step"] for r in measured(data["rows"]) if r["setup"] == setup
                 and r["task"] == "train" and r["mode"] == "both" and r["round"] == round_}
         if "ours" in pair and "baseline" in pair:
             ratios.append(pair["baseline"] / pair["ours"])
@@ -190,7 +267,7 @@ def speedups(data: dict, setup: str) -> list[float]:
 
 
 def summarise(data: dict, peak: float | None) -> list[str]:
-    rows, lines = data["rows"], []
+    rows, lines = measured(data["rows"]), []
     setups = list(dict.fromkeys(r["setup"] for r in rows))
     for setup in setups:
         mine = [r for r in rows if r["setup"] == setup]
@@ -223,12 +300,20 @@ def summarise(data: dict, peak: float | None) -> list[str]:
                 lines.append(f"| {r['variant']} | {task} | {seconds:.3f} | {_gb(r['peak_memory_bytes'])} | "
                              f"{r['model_flops'] / seconds / 1e12:.3g} |")
         lines.append("")
+    failed = [r for r in data["rows"] if "error" in r]
+    if failed:
+        lines += ["## Cells that failed", "", *(f"- {r['setup']} {r['variant']} {r['task']} {r['mode']} "
+                                                 f"round {r['round']}: {r['error']}" for r in failed), ""]
+    if data.get("skipped"):
+        lines += ["## Cells not measured (past the deadline)", "",
+                  *(f"- {r['setup']} {r['variant']} {r['task']} {r['mode']} round {r['round']}"
+                    for r in data["skipped"]), ""]
     return lines
 
 
 def target_checks(data: dict) -> list[str]:
     """Each target this run can check, met or not."""
-    rows, checks = data["rows"], []
+    rows, checks = measured(data["rows"]), []
 
     def median(setup_prefix, variant, key, task="train", mode="both"):
         values = [r[key] for r in rows if r["setup"].startswith(setup_prefix) and r["variant"] == variant
@@ -257,16 +342,18 @@ def target_checks(data: dict) -> list[str]:
     return checks or ["- none of the targets applies to this run"]
 
 
-def write_results(data: dict, out: Path, command: str, minutes: float, peak: float | None) -> Path:
+def write_results(data: dict, out: Path, command: str, minutes: float, peak: float | None,
+                  finished: bool = True) -> Path:
     slug = "cpu" if data["device"] == "cpu" else "gpu_" + "".join(
         c if c.isalnum() else "_" for c in data["machine"]["gpu"].lower()).strip("_")
-    data = {**data, "command": command, "minutes": round(minutes, 1), "peak_tflops": peak}
+    data = {**data, "command": command, "minutes": round(minutes, 1), "peak_tflops": peak, "finished": finished}
     write_json(out / f"speed_{slug}.json", data)
     m = data["machine"]
     lines = [f"# Speed and memory: {m.get('gpu') or m['cpu']}", "",
              f"Made by `{command}` in {minutes:.0f} min; torch {m['torch']}, {m['threads']} CPU threads, "
              f"{m['cpu']}. {data['steps']} measured steps after {data['warmup']} warm-up steps per run; "
              f"MFU against {f'{peak:g} TFLOP/s' if peak else 'no known peak (pass --peak-tflops)'}.", "",
+             *([] if finished else ["**Partial**: written after each cell of a run that had not finished.", ""]),
              f"Targets: {TARGETS_TEXT}", "", *target_checks(data), "", *summarise(data, peak)]
     path = out / f"speed_{slug}.md"
     write_text(path, "\n".join(lines))
@@ -284,6 +371,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="one setup, 1 round, 4 steps: a smoke run")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     parser.add_argument("--compile", action="store_true", help="also measure ours with torch.compile (training)")
+    parser.add_argument("--deadline", type=float, default=None, metavar="MINUTES",
+                        help="start no cell after this many minutes; the rest are listed as not measured "
+                             "(for a GPU lent for a short time)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but torch sees no CUDA GPU here", file=sys.stderr)
@@ -292,14 +382,22 @@ def main(argv=None) -> int:
     steps = 4 if args.quick else args.steps or (20 if args.device == "cpu" else 30)
     rounds = 1 if args.quick else args.rounds
     out = args.out or (REPO / "output" / "bench" if args.quick else RESULTS)
+    command = ("python bench/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     began = time.time()
+
+    def write(data: dict, finished: bool) -> Path:
+        return write_results(data, out, command, (time.time() - began) / 60, peak_tflops(data, args.peak_tflops),
+                             finished)
+
     data = measure(args.device, rounds, steps, 1 if args.quick else args.warmup, args.threads, args.quick,
-                   compiled=args.compile)
-    peak = peak_tflops(data, args.peak_tflops)
-    command = "python bench/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    path = write_results(data, out, command.strip(), (time.time() - began) / 60, peak)
+                   compiled=args.compile, deadline=began + 60 * args.deadline if args.deadline else None,
+                   on_row=lambda partial: write(partial, finished=False))
+    path = write(data, finished=True)
     print(f"wrote {path}")
-    return 0
+    failed = [r for r in data["rows"] if "error" in r]
+    for r in failed:
+        print(f"failed: {r['setup']} {r['variant']} {r['task']} {r['mode']}:\n{r['traceback']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

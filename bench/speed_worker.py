@@ -1,11 +1,16 @@
 #!/usr/bin/env python
-"""One speed measurement in a fresh process (so that the CPU's peak RSS is this measurement's alone).
+"""Speed measurements ("cells") in a process of their own; bench/speed.py drives it, see there for the fields.
 
     python bench/speed_worker.py '{"model": "models/toyworld-t2v", "task": "train", "mode": "both", ...}'
+    python bench/speed_worker.py --serve     # cells as JSON lines on stdin, one answer line each on stdout
 
-Prints one JSON line: the medians and peak memory of the task. bench/speed.py drives it; see there for the fields.
+The first prints one JSON line: the medians and peak memory of the task. --serve keeps the model loaded between
+cells (it is loaded again only when a cell asks for another model or dtype) and answers each with `RESULT {...}` or,
+when the cell failed, `FAILED {"error": ...}`, and carries on. A GPU cell's peak memory is its own (torch's peak is
+reset before it); a CPU process's peak RSS cannot be reset, so a serving CPU worker takes one cell only.
 """
 
+import gc
 import json
 import os
 import resource
@@ -13,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,20 +93,63 @@ def measure_inversion(model, cell: dict) -> dict:
     return {"seconds_per_inversion": seconds, "inversions_measured": cell["repeats"]}
 
 
-def main(argv=None) -> int:
-    cell = json.loads((argv or sys.argv[1:])[0])
+def load(cell: dict):
     torch.set_num_threads(cell["threads"])
+    return load_model(cell["model"], dtype=cell["dtype"], device=torch.device(cell["device"]))
+
+
+def run_cell(model, cell: dict) -> dict:
+    """One cell on a loaded model: its measurements, peak memory and the memory already held when it began."""
     device = torch.device(cell["device"])
-    model = load_model(cell["model"], dtype=cell["dtype"], device=device)
     if device.type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+        resident = torch.cuda.memory_allocated(device)
     task = {"train": measure_training, "sample": measure_sampling, "invert": measure_inversion}[cell["task"]]
     result = task(model, cell)
     result["peak_memory_bytes"] = peak_memory_bytes(device)
     if device.type == "cuda":
+        result["resident_bytes_at_start"] = int(resident)
         result["gpu"] = torch.cuda.get_device_name(device)
-    print(json.dumps(result), flush=True)
+        gc.collect()
+        torch.cuda.empty_cache()  # the other variants' workers measure on the same GPU meanwhile
+    return result
+
+
+def serve(lines, answer=print) -> None:
+    model, loaded, measured_on_cpu = None, None, False
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            cell = json.loads(line)
+            if cell["device"] == "cpu" and measured_on_cpu:
+                raise ValueError("a CPU worker measures one cell: its peak RSS cannot be reset for a second")
+            key = (cell["model"], cell["dtype"], cell["device"])
+            if key != loaded:
+                model = loaded = None
+                gc.collect()
+                model, loaded = load(cell), key
+            result = run_cell(model, cell)
+            measured_on_cpu = measured_on_cpu or cell["device"] == "cpu"
+            answer("RESULT " + json.dumps(result), flush=True)
+        except Exception as exc:  # noqa: BLE001 - reported to the driver, which records the cell as failed
+            detail = "".join(traceback.format_exception(exc))[-3000:]
+            answer("FAILED " + json.dumps({"error": f"{type(exc).__name__}: {exc}", "traceback": detail}), flush=True)
+            if torch.cuda.is_available():
+                gc.collect()
+                torch.cuda.empty_cache()
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--serve"]:
+        serve(sys.stdin)
+        return 0
+    cell = json.loads(args[0])
+    print(json.dumps(run_cell(load(cell), cell)), flush=True)
     return 0
 
 

@@ -1,13 +1,17 @@
-"""bench/speed.py at toy size: every variant, path and task is measured in its own process and reported; the model
+"""bench/speed.py at toy size: every variant, path and task is measured in a worker process and reported; the model
 FLOPs it counts on the meta device match the ZeroScope figures the issue quotes; the GPU run's report and its random
 ZeroScope folder work before any GPU has run them."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
-from tests.fixtures.bench import load_bench
+from tests.fixtures.bench import BENCH, load_bench
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,7 @@ def test_compile_flag_adds_a_compiled_training_variant(bench, tiny_model_dir, mo
     setup = dict(name="tiny 32x32x4", model=str(tiny_model_dir), width=32, height=32, frames=4)
     cells = []
 
-    def fake_worker(cell):  # what each worker process would be asked to run
+    def fake_worker(cell, workers, key):  # what each worker process would be asked to run
         cells.append(cell)
         return {"seconds_per_step": 1.0, "seconds_per_video": 1.0, "seconds_per_inversion": 1.0,
                 "peak_memory_bytes": 1}
@@ -83,12 +87,15 @@ def test_gpu_report_checks_every_gpu_target(bench, tiny_model_dir, monkeypatch, 
     setups = [dict(name="ZeroScope 384x384x16", model=str(tiny_model_dir), width=32, height=32, frames=4),
               dict(name="ZeroScope 576x320x24", model=str(tiny_model_dir), width=48, height=32, frames=6)]
     seconds = {"ours": 0.1, "low-memory": 0.13, "baseline": 0.9}
+    order = []
     memory = {"ZeroScope 384x384x16": 7 * 2**30, "ZeroScope 576x320x24": 13 * 2**30}
 
-    def fake_worker(cell):
+    def fake_worker(cell, workers, key):
         setup = next(s["name"] for s in setups if (s["width"], s["frames"]) == (cell["width"], cell["frames"]))
         variant = next(v for v, settings in bench.VARIANTS["cuda"].items()
                        if all(cell[k] == settings[k] for k in settings))
+        assert key == variant and workers.keep, "on a GPU each variant's worker is kept and reused"
+        order.append((setup[10:13], variant, cell["task"], cell["mode"]))
         answer = {"train": {"seconds_per_step": seconds[variant]}, "sample": {"seconds_per_video": 4.0},
                   "invert": {"seconds_per_inversion": 2.0}}[cell["task"]]
         return {**answer, "peak_memory_bytes": memory[setup], "gpu": "NVIDIA H100 80GB HBM3"}
@@ -99,7 +106,11 @@ def test_gpu_report_checks_every_gpu_target(bench, tiny_model_dir, monkeypatch, 
     data = bench.measure("cuda", rounds=2, steps=2, warmup=1, threads=1, quick=False, printer=lambda line: None,
                          setups=setups)
     assert list(data["variants"]) == ["ours", "low-memory", "baseline"]
-    assert {r["variant"] for r in data["rows"] if r["task"] == "sample"} == {"ours", "baseline"}  # bf16 vs fp32 base
+    whole_steps = [(size, v, "train", "both") for size in ("384", "576") for _ in range(2)
+                   for v in ("ours", "low-memory", "baseline")]
+    assert order[:14] == whole_steps + [("384", "ours", "sample", "both"), ("576", "ours", "sample", "both")], \
+        "what the targets need comes first, in case the deadline stops the run"
+    assert order[-2:] == [("384", "ours", "invert", "both"), ("576", "ours", "invert", "both")] and len(order) == 28
 
     path = bench.write_results(data, tmp_path, "python bench/speed.py --device cuda", 1.0,
                                bench.peak_tflops(data, None))
@@ -142,3 +153,92 @@ def test_random_zeroscope_folder_loads_and_trains(tmp_path, monkeypatch):
     assert set(result.files) == {"spatial", "temporal"}
     frames = generate(model, SampleSettings(prompt="a blue circle", frames=4, width=32, height=32, steps=2))
     assert frames.shape == (4, 32, 32, 3)
+
+
+def sample_cell(model_dir) -> dict:
+    return dict(model=str(model_dir), dtype="fp32", device="cpu", threads=1, task="sample", frames=4, width=32,
+                height=32, sample_steps=2, cfg=7.0, repeats=1)
+
+
+def test_a_kept_worker_serves_cells_answers_failures_and_is_restarted(bench, tiny_model_dir, tmp_path):
+    """The GPU's way of running workers (one process per variant, kept between cells), on the CPU."""
+    workers = bench.Workers(keep=True, log_dir=tmp_path)
+    cell = sample_cell(tiny_model_dir)
+    try:
+        failed = workers.run("ours", {**cell, "model": str(tmp_path / "no-such-model")})
+        assert "no-such-model" in failed["error"] and "Traceback" in failed["traceback"]
+        pid = workers.processes["ours"].pid
+        assert workers.run("ours", cell)["seconds_per_video"] > 0
+        assert workers.processes["ours"].pid == pid, "a failed cell does not end the worker"
+        assert "peak RSS cannot be reset" in workers.run("ours", cell)["error"]  # the CPU's one-cell rule
+
+        workers.processes["ours"].kill()
+        workers.processes["ours"].wait()
+        assert workers.run("ours", cell)["seconds_per_video"] > 0  # a worker that died is started again
+        assert workers.started == 2
+    finally:
+        workers.close()
+    assert workers.processes == {}
+
+
+def test_a_worker_that_dies_is_reported_with_its_last_words(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.Workers, "command",
+                        [sys.executable, "-c", "import sys; print('CUDA driver gone', file=sys.stderr); sys.exit(3)"])
+    workers = bench.Workers(keep=False, log_dir=tmp_path)
+    answer = workers.run("ours", {"task": "train"})
+    assert answer["error"] == "the worker process ended (exit status 3)"
+    assert "CUDA driver gone" in answer["traceback"] and workers.processes == {}
+
+
+def test_failed_and_late_cells_are_reported_and_the_rest_kept(bench, tiny_model_dir, tmp_path, monkeypatch):
+    """A short GPU lease: cells past the deadline are listed, a failed cell is listed with its error, and the file
+    is rewritten after every cell (a run killed at its time limit leaves what it measured)."""
+    setup = dict(name="tiny 32x32x4", model=str(tiny_model_dir), width=32, height=32, frames=4)
+    deadline = time.time() + 5
+    calls, partial = [], []
+
+    def fake_worker(cell, workers, key):
+        calls.append(key)
+        if len(calls) == 2:
+            return {"error": "OutOfMemoryError: CUDA out of memory", "traceback": "..."}
+        if len(calls) == 3:
+            time.sleep(max(0.0, deadline - time.time()) + 0.05)
+        return {"seconds_per_step": 0.5, "peak_memory_bytes": 2**30}
+
+    def on_row(data):
+        partial.append(bench.write_results(data, tmp_path, "python bench/speed.py", 0.1, None, finished=False)
+                       .read_text())
+
+    monkeypatch.setattr(bench, "run_cell", fake_worker)
+    data = bench.measure("cpu", rounds=2, steps=2, warmup=1, threads=1, quick=True, printer=lambda line: None,
+                         setups=[setup], deadline=deadline, on_row=on_row)
+    assert calls == ["ours", "baseline", "ours"] and len(data["rows"]) == 3
+    assert [(r["variant"], r["round"]) for r in data["skipped"][:1]] == [("baseline", 1)]
+    assert len(data["skipped"]) == 1 + 4 + 1 + 1  # round 1's baseline, the paths, sampling, inversion
+    assert len(partial) == 3 and all("**Partial**" in text for text in partial)
+
+    text = bench.write_results(data, tmp_path, "python bench/speed.py", 0.1, None).read_text()
+    assert "**Partial**" not in text
+    assert "- tiny 32x32x4 baseline train both round 0: OutOfMemoryError: CUDA out of memory" in text
+    assert "## Cells not measured (past the deadline)" in text and "- tiny 32x32x4 ours sample both round 0" in text
+    assert "Speed-up of ours" not in text  # no round has both variants measured
+    assert "| ours | both paths | 0.5000 |" in text
+
+
+def test_the_lease_script_checks_its_packages_and_hands_its_arguments_on(tmp_path):
+    """bench/gpu_lease.sh as the lent machine runs it (`python3` the Python there, $OUT a folder), as far as
+    bench/speed.py, whose --help ends the run before it looks for a GPU."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA H200'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    out = tmp_path / "out"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(["bash", str(BENCH / "gpu_lease.sh"), "--help"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "gpu_lease: torch" in done.stdout and "diffusers" in done.stdout
+    assert "--deadline MINUTES" in (out / "speed_gpu.log").read_text()
+    assert (out / "nvidia-smi.txt").read_text() == "NVIDIA H200\n"
