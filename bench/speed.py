@@ -75,7 +75,7 @@ TARGETS_TEXT = ("GPU (H100 class), 384x384x16: at most 0.15 s per step with both
 
 class Workers:
     """bench/speed_worker.py processes serving cells. On the CPU each cell gets a fresh process, so that its peak RSS
-    is its own. On a GPU each variant keeps one process for a setup's cells: ZeroScope is loaded once per variant
+    is its own. On a GPU each variant keeps one process for all its cells: ZeroScope is loaded once per variant
     rather than once per cell (a lent GPU's time is short), and torch's peak-memory reset keeps each cell's peak its
     own. The variants' processes stay alive side by side, so whole-step runs still alternate between them."""
 

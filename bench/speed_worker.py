@@ -118,7 +118,7 @@ def run_cell(model, cell: dict) -> dict:
     return result
 
 
-def serve(lines, answer=print) -> None:
+def serve(lines) -> None:
     model, loaded, measured_on_cpu = None, None, False
     for line in lines:
         if not line.strip():
@@ -134,10 +134,10 @@ def serve(lines, answer=print) -> None:
                 model, loaded = load(cell), key
             result = run_cell(model, cell)
             measured_on_cpu = measured_on_cpu or cell["device"] == "cpu"
-            answer("RESULT " + json.dumps(result), flush=True)
+            print("RESULT " + json.dumps(result), flush=True)
         except Exception as exc:  # noqa: BLE001 - reported to the driver, which records the cell as failed
             detail = "".join(traceback.format_exception(exc))[-3000:]
-            answer("FAILED " + json.dumps({"error": f"{type(exc).__name__}: {exc}", "traceback": detail}), flush=True)
+            print("FAILED " + json.dumps({"error": f"{type(exc).__name__}: {exc}", "traceback": detail}), flush=True)
             if torch.cuda.is_available():
                 gc.collect()
                 torch.cuda.empty_cache()
