@@ -22,7 +22,8 @@ own; on a GPU one per variant, loaded once and kept (a row's peak is its own by 
 variants' whole-step runs alternate (ours, baseline, ours, baseline, ...) and the speed-up is the median of the
 per-round ratios. A failed cell is reported and the run goes on; --deadline stops starting cells after so many
 minutes, and the report is rewritten after every cell, so a run cut short still leaves what it measured.
-On a GPU lent for a short time, bench/gpu_lease.sh runs all of this in one command.
+Last, ours' training step of the first setup runs under torch.profiler, and the report lists the operators its time
+goes to. On a GPU lent for a short time, bench/gpu_lease.sh runs all of this in one command.
 
 Model FLOPs are counted on the meta device (torch FlopCounterMode): a training step is 2x the UNet forward of the
 clip (input gradients through the frozen base) plus 2x the one-frame forward of the spatial path; recomputation by
@@ -234,6 +235,7 @@ def measure(device: str, rounds: int, steps: int, warmup: int, threads: int, qui
                         record(workers, setup, variant, "train", mode)
             for setup in setups:
                 record(workers, setup, "ours", "invert")
+            record(workers, setups[0], "ours", "profile")  # for the next round of speed work
         finally:
             workers.close()
     return data
@@ -300,6 +302,12 @@ def summarise(data: dict, peak: float | None) -> list[str]:
                 lines.append(f"| {r['variant']} | {task} | {seconds:.3f} | {_gb(r['peak_memory_bytes'])} | "
                              f"{r['model_flops'] / seconds / 1e12:.3g} |")
         lines.append("")
+    for r in rows:
+        if r["task"] == "profile":
+            lines += [f"## Where a step's time goes: {r['setup']}, ours, both paths", "",
+                      f"torch.profiler over {r['profiled_steps']} training steps after {data['warmup']} warm-up "
+                      f"step(s) ({r['seconds_per_step']:.4f} s a step with the profiler on), by self time:", "",
+                      "```", r["profile_table"].rstrip(), "```", ""]
     failed = [r for r in data["rows"] if "error" in r]
     if failed:
         lines += ["## Cells that failed", "", *(f"- {r['setup']} {r['variant']} {r['task']} {r['mode']} "

@@ -48,8 +48,14 @@ def clip(cell: dict) -> Clip:
     return Clip(frames, "a red square moving in a zigzag", source="random frames")
 
 
-def measure_training(model, cell: dict) -> dict:
+def measure_training(model, cell: dict, on_step=None) -> dict:
     times = []
+
+    def step(info) -> None:
+        times.append(info.seconds)
+        if on_step is not None:
+            on_step(info)
+
     config = TrainConfig(
         train=cell["mode"], steps=cell["warmup"] + cell["steps"], rank=cell["rank"], width=cell["width"],
         height=cell["height"], frames=cell["frames"], checkpoint_every=0, precision=cell["precision"],
@@ -59,10 +65,28 @@ def measure_training(model, cell: dict) -> dict:
     )
     with tempfile.TemporaryDirectory(prefix="md-speed-") as out:
         config.output = out
-        train(model, [clip(cell)], config, TrainCallbacks(on_step=lambda info: times.append(info.seconds)))
+        train(model, [clip(cell)], config, TrainCallbacks(on_step=step))
     measured = times[cell["warmup"]:]
     return {"seconds_per_step": statistics.median(measured), "steps_measured": len(measured),
             "seconds_min": min(measured), "seconds_max": max(measured)}
+
+
+PROFILED_STEPS = 5
+
+
+def measure_profile(model, cell: dict) -> dict:
+    """A training run (both paths) under torch.profiler: the operators a step's time goes to, after the warm-up."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    cuda = torch.device(cell["device"]).type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    cell = {**cell, "mode": "both", "steps": PROFILED_STEPS}
+    with profile(activities=activities,
+                 schedule=schedule(wait=0, warmup=cell["warmup"], active=PROFILED_STEPS, repeat=1)) as profiler:
+        result = measure_training(model, cell, on_step=lambda info: profiler.step())
+    table = profiler.key_averages().table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total",
+                                          row_limit=25)
+    return {**result, "profiled_steps": PROFILED_STEPS, "profile_table": table}
 
 
 def median_seconds(run, repeats: int) -> float:
@@ -107,7 +131,8 @@ def run_cell(model, cell: dict) -> dict:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         resident = torch.cuda.memory_allocated(device)
-    task = {"train": measure_training, "sample": measure_sampling, "invert": measure_inversion}[cell["task"]]
+    task = {"train": measure_training, "sample": measure_sampling, "invert": measure_inversion,
+            "profile": measure_profile}[cell["task"]]
     result = task(model, cell)
     result["peak_memory_bytes"] = peak_memory_bytes(device)
     if device.type == "cuda":

@@ -30,7 +30,8 @@ def test_cpu_run_measures_each_variant_path_and_task(bench, tiny_model_dir, tmp_
     assert whole == ["ours", "baseline", "ours", "baseline"]  # alternating rounds
     paths = {(r["variant"], r["mode"]) for r in rows if r["task"] == "train" and r["mode"] != "both"}
     assert paths == {(v, m) for v in ("ours", "baseline") for m in ("spatial", "temporal")}
-    assert [(r["variant"], r["task"]) for r in rows if r["task"] != "train"] == [("ours", "sample"), ("ours", "invert")]
+    assert [(r["variant"], r["task"]) for r in rows if r["task"] != "train"] == [
+        ("ours", "sample"), ("ours", "invert"), ("ours", "profile")]
     for r in rows:
         assert r["peak_memory_bytes"] > 50 * 2**20 and r["model_flops"] > 0
         assert r.get("seconds_per_step", r.get("seconds_per_video", r.get("seconds_per_inversion"))) > 0
@@ -42,6 +43,8 @@ def test_cpu_run_measures_each_variant_path_and_task(bench, tiny_model_dir, tmp_
     assert path.name == "speed_cpu.md" and "python bench/speed.py --test" in text
     assert "Speed-up of ours over the baseline, both paths" in text and "CPU speed-up over the baseline" in text
     assert text.count("| ours |") == 5 and text.count("| baseline |") == 3  # 3 training rows + sample + invert
+    profile = text[text.index("## Where a step's time goes: tiny 32x32x4, ours, both paths"):]
+    assert "torch.profiler over 5 training steps" in profile and "aten::mm" in profile and "Self CPU" in profile
     assert json.loads((tmp_path / "speed_cpu.json").read_text())["rows"] == rows
 
 
@@ -97,7 +100,9 @@ def test_gpu_report_checks_every_gpu_target(bench, tiny_model_dir, monkeypatch, 
         assert key == variant and workers.keep, "on a GPU each variant's worker is kept and reused"
         order.append((setup[10:13], variant, cell["task"], cell["mode"]))
         answer = {"train": {"seconds_per_step": seconds[variant]}, "sample": {"seconds_per_video": 4.0},
-                  "invert": {"seconds_per_inversion": 2.0}}[cell["task"]]
+                  "invert": {"seconds_per_inversion": 2.0},
+                  "profile": {"seconds_per_step": 0.11, "profiled_steps": 5, "profile_table": "aten::mm 40%"},
+                  }[cell["task"]]
         return {**answer, "peak_memory_bytes": memory[setup], "gpu": "NVIDIA H100 80GB HBM3"}
 
     monkeypatch.setattr(bench, "run_cell", fake_worker)
@@ -110,7 +115,8 @@ def test_gpu_report_checks_every_gpu_target(bench, tiny_model_dir, monkeypatch, 
                    for v in ("ours", "low-memory", "baseline")]
     assert order[:14] == whole_steps + [("384", "ours", "sample", "both"), ("576", "ours", "sample", "both")], \
         "what the targets need comes first, in case the deadline stops the run"
-    assert order[-2:] == [("384", "ours", "invert", "both"), ("576", "ours", "invert", "both")] and len(order) == 28
+    assert order[-3:] == [("384", "ours", "invert", "both"), ("576", "ours", "invert", "both"),
+                          ("384", "ours", "profile", "both")] and len(order) == 29
 
     path = bench.write_results(data, tmp_path, "python bench/speed.py --device cuda", 1.0,
                                bench.peak_tflops(data, None))
@@ -122,6 +128,8 @@ def test_gpu_report_checks_every_gpu_target(bench, tiny_model_dir, monkeypatch, 
     assert "- 384x384x16 video, 30 steps with guidance: 4 s (at most 5): met" in text
     assert "Speed-up of ours over the baseline, both paths: **9.00x**" in text
     assert "| ours | DDIM inversion, 50 steps | 2.000 |" in text
+    assert "| ours | both paths | 0.1000 |" in text, "the profiled run's slower step is not a training row"
+    assert "## Where a step's time goes: ZeroScope 384x384x16, ours, both paths" in text and "aten::mm 40%" in text
 
 
 def test_random_zeroscope_folder_loads_and_trains(tmp_path, monkeypatch):
@@ -214,7 +222,7 @@ def test_failed_and_late_cells_are_reported_and_the_rest_kept(bench, tiny_model_
                          setups=[setup], deadline=deadline, on_row=on_row)
     assert calls == ["ours", "baseline", "ours"] and len(data["rows"]) == 3
     assert [(r["variant"], r["round"]) for r in data["skipped"][:1]] == [("baseline", 1)]
-    assert len(data["skipped"]) == 1 + 4 + 1 + 1  # round 1's baseline, the paths, sampling, inversion
+    assert len(data["skipped"]) == 1 + 4 + 1 + 1 + 1  # round 1's baseline, paths, sampling, inversion, profile
     assert len(partial) == 3 and all("**Partial**" in text for text in partial)
 
     text = bench.write_results(data, tmp_path, "python bench/speed.py", 0.1, None).read_text()
