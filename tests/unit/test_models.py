@@ -181,3 +181,22 @@ def test_chunked_vae_gives_the_whole_clip_answer(tiny_model):
     tiny_model.vae_chunk = 5
     torch.testing.assert_close(tiny_model.encode_frames(frames), latents, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(tiny_model.decode_latents(latents), decoded, rtol=1e-5, atol=1e-5)
+
+
+def test_every_attention_layer_runs_through_pytorch_sdpa(tiny_model, monkeypatch):
+    """Spatial, cross and temporal attention all call torch's fused scaled_dot_product_attention (flash or
+    memory-efficient kernels on a GPU), never a hand-written softmax(QK^T)V that stores the attention matrix."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    processors = tiny_model.unet.attn_processors
+    assert processors and all(type(p) is AttnProcessor2_0 for p in processors.values())
+    calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counted)
+    run(tiny_model.unet, *unet_inputs(frames=3))
+    assert len(calls) == len(processors)  # one fused call per attention layer, each layer once a forward
