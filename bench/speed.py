@@ -80,7 +80,7 @@ class Workers:
     rather than once per cell (a lent GPU's time is short), and torch's peak-memory reset keeps each cell's peak its
     own. The variants' processes stay alive side by side, so whole-step runs still alternate between them."""
 
-    command = [sys.executable, str(REPO / "bench" / "speed_worker.py"), "--serve"]
+    command = [sys.executable, str(REPO / "bench" / "speed_worker.py")]
 
     def __init__(self, keep: bool, log_dir: Path):
         self.keep, self.log_dir, self.processes, self.started = keep, Path(log_dir), {}, 0
@@ -257,6 +257,10 @@ def measured(rows: list[dict]) -> list[dict]:
     return [r for r in rows if "error" not in r]
 
 
+def failed(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if "error" in r]
+
+
 def speedups(data: dict, setup: str) -> list[float]:
     """baseline / ours seconds per whole step, one ratio per alternating round."""
     ratios = []
@@ -308,10 +312,9 @@ def summarise(data: dict, peak: float | None) -> list[str]:
                       f"torch.profiler over {r['profiled_steps']} training steps after {data['warmup']} warm-up "
                       f"step(s) ({r['seconds_per_step']:.4f} s a step with the profiler on), by self time:", "",
                       "```", r["profile_table"].rstrip(), "```", ""]
-    failed = [r for r in data["rows"] if "error" in r]
-    if failed:
+    if failed(data["rows"]):
         lines += ["## Cells that failed", "", *(f"- {r['setup']} {r['variant']} {r['task']} {r['mode']} "
-                                                 f"round {r['round']}: {r['error']}" for r in failed), ""]
+                                                 f"round {r['round']}: {r['error']}" for r in failed(data["rows"])), ""]
     if data.get("skipped"):
         lines += ["## Cells not measured (past the deadline)", "",
                   *(f"- {r['setup']} {r['variant']} {r['task']} {r['mode']} round {r['round']}"
@@ -402,10 +405,9 @@ def main(argv=None) -> int:
                    on_row=lambda partial: write(partial, finished=False))
     path = write(data, finished=True)
     print(f"wrote {path}")
-    failed = [r for r in data["rows"] if "error" in r]
-    for r in failed:
+    for r in failed(data["rows"]):
         print(f"failed: {r['setup']} {r['variant']} {r['task']} {r['mode']}:\n{r['traceback']}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed(data["rows"]) else 0
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
 #!/usr/bin/env python
 """Speed measurements ("cells") in a process of their own; bench/speed.py drives it, see there for the fields.
 
-    python bench/speed_worker.py '{"model": "models/toyworld-t2v", "task": "train", "mode": "both", ...}'
-    python bench/speed_worker.py --serve     # cells as JSON lines on stdin, one answer line each on stdout
+    echo '{"model": "models/toyworld-t2v", "task": "train", "mode": "both", ...}' | python bench/speed_worker.py
 
-The first prints one JSON line: the medians and peak memory of the task. --serve keeps the model loaded between
-cells (it is loaded again only when a cell asks for another model or dtype) and answers each with `RESULT {...}` or,
-when the cell failed, `FAILED {"error": ...}`, and carries on. A GPU cell's peak memory is its own (torch's peak is
-reset before it); a CPU process's peak RSS cannot be reset, so a serving CPU worker takes one cell only.
+Reads cells as JSON lines on stdin and answers each on stdout with `RESULT {...}` (the medians and peak memory of the
+task) or, when the cell failed, `FAILED {"error": ...}`, and carries on. The model stays loaded between cells (it is
+loaded again only when a cell asks for another model or dtype). A GPU cell's peak memory is its own (torch's peak is
+reset before it); a CPU process's peak RSS cannot be reset, so a CPU worker takes one cell only.
 """
 
 import gc
@@ -126,20 +125,21 @@ def run_cell(model, cell: dict) -> dict:
     """One cell on a loaded model: its measurements, peak memory and the memory already held when it began."""
     device = torch.device(cell["device"])
     if device.type == "cuda":
-        gc.collect()
-        torch.cuda.empty_cache()
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         resident = torch.cuda.memory_allocated(device)
     task = {"train": measure_training, "sample": measure_sampling, "invert": measure_inversion,
             "profile": measure_profile}[cell["task"]]
-    result = task(model, cell)
+    try:
+        result = task(model, cell)
+    finally:
+        if device.type == "cuda":  # the other variants' workers measure on the same GPU meanwhile
+            gc.collect()
+            torch.cuda.empty_cache()
     result["peak_memory_bytes"] = peak_memory_bytes(device)
     if device.type == "cuda":
         result["resident_bytes_at_start"] = int(resident)
         result["gpu"] = torch.cuda.get_device_name(device)
-        gc.collect()
-        torch.cuda.empty_cache()  # the other variants' workers measure on the same GPU meanwhile
     return result
 
 
@@ -163,18 +163,10 @@ def serve(lines) -> None:
         except Exception as exc:  # noqa: BLE001 - reported to the driver, which records the cell as failed
             detail = "".join(traceback.format_exception(exc))[-3000:]
             print("FAILED " + json.dumps({"error": f"{type(exc).__name__}: {exc}", "traceback": detail}), flush=True)
-            if torch.cuda.is_available():
-                gc.collect()
-                torch.cuda.empty_cache()
 
 
-def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args == ["--serve"]:
-        serve(sys.stdin)
-        return 0
-    cell = json.loads(args[0])
-    print(json.dumps(run_cell(load(cell), cell)), flush=True)
+def main() -> int:
+    serve(sys.stdin)
     return 0
 
 
