@@ -16,6 +16,7 @@ from .models import BaseModel
 
 ADAPTER_PREFIX = "md-"
 MAX_CACHED_ADAPTERS = 8  # loaded adapters kept for other pipelines that share this UNet
+ALL_APPEARANCES = -1  # appearance_index: every per-clip spatial LoRA, averaged
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,20 +52,24 @@ class Pipeline:
     stack: tuple[StackEntry, ...] = field(default=())
 
     def with_loras(
-        self, lora_set: LoraSet, motion_scale: float = 1.0, appearance_scale: float = 0.0, appearance_index: int = -1
+        self, lora_set: LoraSet, motion_scale: float = 1.0, appearance_scale: float = 0.0, appearance_index: int = 0
     ) -> "Pipeline":
-        """A new pipeline with `lora_set` added: its motion LoRA at `motion_scale`, its spatial LoRA(s) at
-        `appearance_scale` (one per training clip: `appearance_index` picks one, -1 takes them all)."""
+        """A new pipeline with `lora_set` added: its motion LoRA at `motion_scale`, its spatial LoRA at
+        `appearance_scale`. A run with one spatial LoRA per training clip holds several: `appearance_index` picks
+        one clip's look; ALL_APPEARANCES blends them, their mean (each at appearance_scale / N), not their sum."""
         appearance = lora_set.appearance
-        if appearance_index >= 0:
-            if appearance_index >= len(appearance):
-                raise MotionDirectorError(
-                    f"{lora_set.describe()} has {len(appearance)} spatial LoRA(s), so index {appearance_index} does "
-                    f"not exist: use 0 to {len(appearance) - 1}, or -1 for all."
-                )
-            appearance = [appearance[appearance_index]]
+        share = 1.0
+        if appearance_index == ALL_APPEARANCES:
+            share = 1.0 / max(1, len(appearance))
+        elif not 0 <= appearance_index < max(1, len(appearance)):
+            raise MotionDirectorError(
+                f"{lora_set.describe()} has {len(appearance)} spatial LoRA(s), so index {appearance_index} does "
+                f"not exist: use 0 to {max(0, len(appearance) - 1)}, or {ALL_APPEARANCES} for their mean."
+            )
+        else:
+            appearance = appearance[appearance_index : appearance_index + 1]
         added = [StackEntry(w, float(motion_scale)) for w in lora_set.motion]
-        added += [StackEntry(w, float(appearance_scale)) for w in appearance]
+        added += [StackEntry(w, float(appearance_scale) * share) for w in appearance]
         if not added:
             raise MotionDirectorError(f"{lora_set.describe()}: there is no LoRA to apply.")
         return Pipeline(self.model, self.stack + tuple(added))

@@ -75,9 +75,11 @@ def check_spec(model, spec: SweepSpec, has_reference: bool) -> None:
 
 
 def sweep_scales(spec: SweepSpec, temporal: float, spatial: float) -> dict[str, float]:
-    """Every temporal adapter at `temporal`, every spatial one at `spatial`; a scale of 0 leaves it off."""
+    """Every temporal adapter at `temporal`; the spatial ones share `spatial` equally (N of them: each at
+    spatial / N, their mean, as Apply LoRA blends per-clip looks); a scale of 0 leaves them off."""
     scales = {name: float(temporal) for name in spec.temporal_adapters if temporal != 0}
-    scales.update({name: float(spatial) for name in spec.spatial_adapters if spatial != 0})
+    share = float(spatial) / max(1, len(spec.spatial_adapters))
+    scales.update({name: share for name in spec.spatial_adapters if spatial != 0})
     return scales
 
 

@@ -96,8 +96,10 @@ class ApplyLora(io.ComfyNode):
                 io.Float.Input("spatial_scale", default=0.0, min=-2.0, max=3.0, step=0.05, tooltip=(
                     "Strength of the appearance (spatial) LoRA. 0 for motion transfer to new subjects; about 1 to "
                     "keep the trained look.")),
-                io.Int.Input("spatial_index", default=-1, min=-1, max=64, tooltip=(
-                    "A run with one spatial LoRA per clip: which clip's look (-1: all of them).")),
+                io.Int.Input("spatial_index", default=0, min=-1, max=64, tooltip=(
+                    "A run trained with spatial_per_clip holds one appearance LoRA per clip: the clip whose look to "
+                    "use, 0 for the first (clips in the order they were loaded). -1 blends all of them: their mean, "
+                    "each at spatial_scale / N. Ignored for a single appearance LoRA.")),
             ],
             outputs=[Pipeline.Output(display_name="pipeline")],
         )

@@ -36,7 +36,9 @@ class Sweep(io.ComfyNode):
                 Pipeline.Input("pipeline", tooltip="Base model with the LoRAs whose scales are swept."),
                 io.String.Input("prompts", default="", multiline=True, tooltip="One prompt per line."),
                 io.String.Input("temporal_scales", default="0.6, 0.8, 1.0", tooltip="Motion LoRA strengths, comma-separated."),
-                io.String.Input("spatial_scales", default="0", tooltip="Appearance LoRA strengths, comma-separated."),
+                io.String.Input("spatial_scales", default="0", tooltip=(
+                    "Appearance LoRA strengths, comma-separated. Several appearance LoRAs on the pipeline share each "
+                    "strength equally (their mean).")),
                 io.String.Input("seeds", default="0, 1", tooltip="Seeds, comma-separated."),
                 io.String.Input("folder", default="sweep", tooltip="Sub-folder of output/motiondirector for the results."),
                 io.Float.Input("fps", default=8.0, min=1.0, max=60.0, step=1.0, tooltip="Frame rate of the written videos."),

@@ -120,9 +120,14 @@ def test_one_look_per_clip_by_index(comfy, trained):
     per_clip, *_ = train(comfy, base, video_clips(comfy, count=2), "lora_per_clip", train="spatial",
                          spatial_per_clip=True, steps=1)
     assert [w.kind for w in per_clip.loras] == ["spatial", "spatial"]
-    assert len(apply(comfy, base, per_clip, spatial=1.0).stack) == 2
+    schema = comfy["MD_ApplyLora"].GET_SCHEMA()
+    assert next(i for i in schema.inputs if i.id == "spatial_index").default == 0  # one clip's look, not a sum
+    assert [(e.weights, e.scale) for e in apply(comfy, base, per_clip, spatial=1.0, index=0).stack] == [
+        (per_clip.loras[0], 1.0)]
+    blended = apply(comfy, base, per_clip, spatial=1.0, index=-1).stack  # all: their mean
+    assert [(e.weights, e.scale) for e in blended] == [(per_clip.loras[0], 0.5), (per_clip.loras[1], 0.5)]
     assert apply(comfy, base, per_clip, spatial=1.0, index=1).stack[0].weights is per_clip.loras[1]
-    with pytest.raises(errors(comfy).MotionDirectorError, match="index 2 does not exist: use 0 to 1"):
+    with pytest.raises(errors(comfy).MotionDirectorError, match="index 2 does not exist: use 0 to 1, or -1"):
         apply(comfy, base, per_clip, spatial=1.0, index=2)
     run_node(comfy, "MD_SaveLora", lora=per_clip, filename_prefix="per_clip")
     assert {"per_clip_spatial_0.safetensors", "per_clip_spatial_1.safetensors"} <= set(lora_combo(comfy))

@@ -3,7 +3,7 @@ import torch
 
 from motiondirector_core.errors import MotionDirectorError
 from motiondirector_core.lora import LoraWeights, adapter_names, adapter_state, add_adapter, remove_adapter
-from motiondirector_core.pipeline import ADAPTER_PREFIX, LoraSet, Pipeline
+from motiondirector_core.pipeline import ADAPTER_PREFIX, ALL_APPEARANCES, LoraSet, Pipeline
 
 
 def trained_like(model, kind, seed):
@@ -62,6 +62,18 @@ def test_equal_content_gives_the_same_fingerprint(tiny_model, loras):
     assert copy.fingerprint() == temporal.fingerprint()
     copy.state[next(iter(copy.state))] += 1
     assert LoraWeights(copy.kind, copy.state).fingerprint() != temporal.fingerprint()
+
+
+def test_per_clip_appearance_loras_apply_one_clip_by_default_and_all_as_their_mean(tiny_model):
+    per_clip = LoraSet(tuple(trained_like(tiny_model, kind, seed) for kind, seed in
+                             (("temporal", 1), ("spatial", 2), ("spatial", 3), ("spatial", 4))), "per-clip run")
+    temporal, *spatial = (ADAPTER_PREFIX + w.fingerprint() for w in per_clip.loras)
+    first = Pipeline(tiny_model).with_loras(per_clip, 1.0, 0.9)
+    assert first.activate() == {temporal: 1.0, spatial[0]: 0.9}
+    second = Pipeline(tiny_model).with_loras(per_clip, 1.0, 0.9, appearance_index=2)
+    assert second.activate() == {temporal: 1.0, spatial[2]: 0.9}
+    blended = Pipeline(tiny_model).with_loras(per_clip, 1.0, 0.9, appearance_index=ALL_APPEARANCES)
+    assert blended.activate() == pytest.approx({temporal: 1.0, **{name: 0.3 for name in spatial}})
 
 
 def test_appearance_index_out_of_range(tiny_model, loras):

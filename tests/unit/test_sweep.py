@@ -92,6 +92,14 @@ def test_a_result_json_holds_all_that_reproduces_it(motion_model, tmp_path):
     assert torch.equal(generate(motion_model, settings), frames_of[saved["video"]])
 
 
+def test_several_spatial_adapters_share_each_spatial_scale_as_their_mean(motion_model, tmp_path):
+    add_trained_adapter(motion_model, "spatial_1", "spatial")
+    results = run_sweep(motion_model, spec(prompts=["a cat"], temporal_scales=[1.0], spatial_scales=[0.0, 0.8],
+                                           seeds=[0], spatial_adapters=["spatial", "spatial_1"]), tmp_path)
+    assert [r["adapter_scales"] for r in results] == [
+        {"temporal": 1.0}, {"temporal": 1.0, "spatial": pytest.approx(0.4), "spatial_1": pytest.approx(0.4)}]
+
+
 def test_sweep_passes_the_noise_prior_on(motion_model, tmp_path):
     z_inv = torch.randn(1, 4, 1, 4, 4)
     base = SampleSettings(prompt="", frames=3, width=32, height=32, steps=2, noise_prior=0.5)
