@@ -33,7 +33,15 @@ class LoraWeights:
 
     @property
     def rank(self) -> int:
-        return next(t.shape[0] for k, t in self.state.items() if k.endswith(A_SUFFIX))
+        """From the first down-projection (A is [r, in]), else the first up-projection (B is [out, r])."""
+        for suffix, dim in ((A_SUFFIX, 0), (B_SUFFIX, 1)):
+            for key, tensor in self.state.items():
+                if key.endswith(suffix) and tensor.ndim == 2:
+                    return int(tensor.shape[dim])
+        raise MotionDirectorError(
+            f"LoRA {self.source or self.kind} holds no 2-D lora_A / lora_B weights, so it has no rank: the file is "
+            f"damaged or not a LoRA; re-save or re-download it."
+        )
 
     @property
     def alpha(self) -> float:

@@ -7,6 +7,7 @@ from diffusers import UNet3DConditionModel
 from motiondirector_core import lora
 from motiondirector_core.errors import MotionDirectorError
 from motiondirector_core.lora import LoraWeights
+from motiondirector_core.lora_files import read_lora, save_lora
 from motiondirector_core.models import FAMILIES
 
 FAMILY = FAMILIES["modelscope"]
@@ -249,6 +250,19 @@ def test_check_fits_reports_every_problem_at_once(tiny_model):
     assert f"{paths[1]}: shapes A(4, 7)" in message and "needs A(4, 32)" in message
     assert "no spatial LoRA layer 'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_q'" in message
     lora.check_fits(unet, FAMILY, LoraWeights("spatial", lora.adapter_state(unet, "s")))
+
+
+def test_a_file_without_down_projections_is_a_clear_error(tiny_model, tmp_path):
+    unet = tiny_model.unet
+    lora.add_adapter(unet, FAMILY, "s", "spatial", rank=4)
+    only_up = {k: v for k, v in lora.adapter_state(unet, "s").items() if k.endswith(lora.B_SUFFIX)}
+    save_lora(tmp_path / "up_only.safetensors", LoraWeights("spatial", only_up))
+    weights = read_lora(tmp_path / "up_only.safetensors")
+    assert weights.rank == 4  # from the up-projections
+    with pytest.raises(MotionDirectorError, match="does not fit this modelscope model: .*lora_B without its lora_A"):
+        lora.load_adapter(unet, FAMILY, weights, "up_only")
+    with pytest.raises(MotionDirectorError, match="holds no 2-D lora_A / lora_B weights"):
+        _ = LoraWeights("spatial", {}, {"alpha": "4"}).rank
 
 
 def test_check_fits_refuses_mixed_ranks(tiny_model):
