@@ -66,6 +66,14 @@ def resolve_device(text: str | None):
     return device
 
 
+def reference_sampling(stride: int | None, fps: float | None) -> dict:
+    """stride / fps for reading a clip: 8 fps by default, as training reads videos; a stride given alone, or fps 0,
+    takes every stride-th frame instead."""
+    if fps == 0 or stride is not None and fps is None:
+        return dict(stride=stride or 1, fps=None)
+    return dict(stride=stride or 1, fps=8.0 if fps is None else fps)
+
+
 def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -170,7 +178,7 @@ def run_invert(args) -> None:
     model = load_base(args)
     with CancelOnInterrupt("the inversion") as cancel:
         prior = invert_reference(model, args.clip, args.frames, args.width, args.height, args.steps,
-                                 cache_dir=None, should_cancel=cancel, stride=args.stride)
+                                 cache_dir=None, should_cancel=cancel, **reference_sampling(args.stride, args.fps))
     save_noise(args.out, prior)
     size = f"{prior.frames} frames, {prior.width}x{prior.height}, {prior.steps} steps"
     print(f"inverted {args.clip} ({size}): {args.out}")
@@ -206,6 +214,8 @@ def _add_sampling(parser) -> None:
         help="noise prior strength 0..1 (needs --reference; default 0.5 with one)")
     add("--inversion-steps", type=int, metavar="N", default=50,
         help="DDIM inversion steps for --reference (default 50)")
+    add("--reference-fps", type=float, metavar="X", default=8.0,
+        help="read a --reference video at this many frames per second, as training does (default 8; 0: every frame)")
     add("--inversion-cache", metavar="DIR",
         help="where inverted references are cached (default ~/.cache/motiondirector/inversions)")
 
@@ -228,8 +238,11 @@ def _add_train(sub) -> None:
     p.add_argument("--width", type=int, metavar="N", help="training width (default 384)")
     p.add_argument("--height", type=int, metavar="N", help="training height (default 384)")
     p.add_argument("--frames", type=int, metavar="N", help="frames per clip (default 16)")
-    p.add_argument("--stride", type=int, metavar="N", help="take every stride-th frame (default 1)")
-    p.add_argument("--fps", type=float, metavar="X", help="sample frames at this rate instead of by stride")
+    p.add_argument("--stride", type=int, metavar="N",
+                   help="take every stride-th frame instead of sampling at --fps (given alone, it turns --fps off)")
+    p.add_argument("--fps", type=float, metavar="X",
+                   help="read videos at this many frames per second of real time (default 8, as the reference; "
+                        "never faster than a clip's own rate); 0: every --stride-th frame")
     p.add_argument("--start", type=int, metavar="N", help="first frame to take (default 0)")
     p.add_argument("--resize", choices=("crop", "squash"), help="fit frames by center crop or by stretching")
     p.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
@@ -319,7 +332,9 @@ def _add_invert(sub) -> None:
     p.add_argument("--out", required=True, metavar="NOISE.safetensors", help="noise file to write")
     p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM inversion steps (default 50)")
     p.add_argument("--frames", type=int, metavar="N", default=16, help="frames to take from the clip (default 16)")
-    p.add_argument("--stride", type=int, metavar="N", default=1, help="take every stride-th frame (default 1)")
+    p.add_argument("--fps", type=float, metavar="X",
+                   help="read the clip at this many frames per second, as training does (default 8; 0: --stride)")
+    p.add_argument("--stride", type=int, metavar="N", help="take every stride-th frame instead of sampling by --fps")
     p.add_argument("--width", type=int, metavar="N", default=384, help="width in pixels (default 384)")
     p.add_argument("--height", type=int, metavar="N", default=384, help="height in pixels (default 384)")
     _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")

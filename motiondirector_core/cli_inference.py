@@ -103,12 +103,14 @@ def noise_prior_strength(args) -> float:
     return p
 
 
-def invert_reference(model, path, frames, width, height, steps, cache_dir=None, should_cancel=None, stride=1):
-    """DDIM-invert a reference video or image, sampled at the output's frames and size."""
+def invert_reference(model, path, frames, width, height, steps, cache_dir=None, should_cancel=None, stride=1,
+                     fps=None):
+    """DDIM-invert a reference video or image, sampled at the output's frames and size (at `fps` frames per second
+    of real time, as training reads videos, or every `stride`-th frame)."""
     from .clips import FrameSampling, read_clip
     from .invert import invert_frames
 
-    sampling = FrameSampling(frames=frames, stride=stride, width=width, height=height, repeat_short=True)
+    sampling = FrameSampling(frames=frames, stride=stride, fps=fps, width=width, height=height, repeat_short=True)
     clip = read_clip(path, sampling, prompt="reference clip")
     print(f"inverting {path} ({clip.frames.shape[0]} frames, {steps} DDIM steps)...", flush=True)
     return invert_frames(model, clip.frames, steps=steps, source=str(Path(path).resolve()), cache_dir=cache_dir,
@@ -131,8 +133,8 @@ def resolve_reference(model, args, p: float, should_cancel=None):
     else:
         cache = Path(args.inversion_cache).expanduser() if args.inversion_cache else default_inversion_cache()
         prior = invert_reference(model, args.reference, args.frames, args.width, args.height, args.inversion_steps,
-                                 cache_dir=cache, should_cancel=should_cancel)
-        record.update(kind="clip", inversion_cache=str(cache))
+                                 cache_dir=cache, should_cancel=should_cancel, fps=args.reference_fps or None)
+        record.update(kind="clip", inversion_cache=str(cache), reference_fps=args.reference_fps)
     if prior.model and prior.model != model.name:
         log.warning("the reference was inverted with model %r, sampling uses %r", prior.model, model.name)
     record.update(inversion_steps=prior.steps, inverted_model=prior.model, inverted_frames=prior.frames,
@@ -167,6 +169,8 @@ def reproduce_command(record: dict) -> str:
     if record["reference"] and record["noise_prior"] > 0:
         parts += ["--reference", record["reference"]["source"], "--noise-prior", f"{record['noise_prior']:g}",
                   "--inversion-steps", str(record["reference"]["inversion_steps"])]
+        if "reference_fps" in record["reference"]:
+            parts += ["--reference-fps", f"{record['reference']['reference_fps']:g}"]
     if record.get("side_by_side"):
         parts += ["--side-by-side", record["side_by_side"]["clip"],
                   "--side-by-side-stride", str(record["side_by_side"]["stride"])]

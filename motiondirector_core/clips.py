@@ -23,6 +23,8 @@ class Clip:
     prompt: str
     source: str = ""
     indices: list[int] = field(default_factory=list)  # the source frames taken, in order
+    frame_rate: float | None = None  # frames per second of real time between the frames taken, where known
+    sampling: "FrameSampling | None" = None  # how the frames were taken; None: an IMAGE batch as it came
 
     @property
     def is_image(self) -> bool:
@@ -33,7 +35,9 @@ class Clip:
 class FrameSampling:
     frames: int = 16
     stride: int = 1
-    fps: float | None = None  # set: take the frame nearest to each 1/fps step of real time; stride is ignored
+    # Set: the frame nearest to each 1/fps step of real time (never faster than the clip's own rate, so no frame is
+    # taken twice); None: every stride-th frame. Training reads videos at 8 fps by default, as the reference does.
+    fps: float | None = None
     start: int = 0  # first frame; with random_start, the earliest start drawn
     random_start: bool = False
     width: int = 384
@@ -54,6 +58,11 @@ class FrameSampling:
         if self.fps is not None and not fps_ok:
             raise MotionDirectorError(
                 f"fps must be a positive number or None (use every stride-th frame), got {self.fps!r}."
+            )
+        if self.fps is not None and self.stride != 1:
+            raise MotionDirectorError(
+                f"stride {self.stride} and fps {self.fps:g} are both set, and only one can choose the frames: set fps "
+                f"to 0 (none) to take every {self.stride}th frame, or stride to 1 to sample at {self.fps:g} fps."
             )
         for name in ("width", "height"):
             value = getattr(self, name)
@@ -76,10 +85,11 @@ def select_indices(times: Sequence[float], sampling: FrameSampling, source: str)
     """Which source frames to take, given every frame's presentation time in seconds (sorted)."""
     count = len(times)
     start = sampling.start
-    if sampling.fps is None:
+    rate = _sampling_rate(times, sampling.fps)
+    if rate is None:
         last_start = count - ((sampling.frames - 1) * sampling.stride + 1)
     else:
-        span = (sampling.frames - 1) / sampling.fps
+        span = (sampling.frames - 1) / rate
         # A target may fall up to half a frame interval past the last frame's timestamp.
         tolerance = 0.5 * _frame_interval(times)
         last_start = max((s for s in range(count) if times[s] + span <= times[-1] + tolerance), default=-1)
@@ -91,11 +101,19 @@ def select_indices(times: Sequence[float], sampling: FrameSampling, source: str)
     if sampling.random_start:
         generator = torch.Generator().manual_seed(sampling.seed or 0)
         start += int(torch.randint(0, last_start - start + 1, (1,), generator=generator))
-    if sampling.fps is None:
+    if rate is None:
         return [start + k * sampling.stride for k in range(sampling.frames)]
     stamps = np.asarray(times)
-    targets = times[start] + np.arange(sampling.frames) / sampling.fps
+    targets = times[start] + np.arange(sampling.frames) / rate
     return [int(np.argmin(np.abs(stamps - target))) for target in targets]
+
+
+def _sampling_rate(times: Sequence[float], fps: float | None) -> float | None:
+    """The rate to sample at: `fps`, but never faster than the clip's own frame rate."""
+    if fps is None:
+        return None
+    interval = _frame_interval(times)
+    return min(float(fps), 1.0 / interval) if interval > 0 else float(fps)
 
 
 def _frame_interval(times: Sequence[float]) -> float:
@@ -106,16 +124,18 @@ def _too_short_message(times: Sequence[float], sampling: FrameSampling, source: 
     count, start = len(times), sampling.start
     if start >= count:
         return f"{source} has {count} frames, but start is frame {start}. Lower start below {count}."
-    if sampling.fps is None:
+    rate = _sampling_rate(times, sampling.fps)
+    if rate is None:
         needed = (sampling.frames - 1) * sampling.stride + 1
         ask = f"{sampling.frames} frames with stride {sampling.stride} need {needed} frames from frame {start}"
         fix = "Lower frames or stride"
     else:
         interval = _frame_interval(times)
         native = f", {1 / interval:.3g} fps" if interval > 0 else ""
+        slower = f" (the clip's own rate; {sampling.fps:g} asked)" if rate < sampling.fps else ""
         ask = (
-            f"{sampling.frames} frames at {sampling.fps:g} fps need "
-            f"{(sampling.frames - 1) / sampling.fps:.2f} s from frame {start} "
+            f"{sampling.frames} frames at {rate:.3g} fps{slower} need "
+            f"{(sampling.frames - 1) / rate:.2f} s from frame {start} "
             f"(the clip lasts {times[-1]:.2f} s{native})"
         )
         fix = "Lower frames or fps"
@@ -158,8 +178,16 @@ def read_clip(path: str | Path, sampling: FrameSampling, prompt: str | None = No
     if suffix in IMAGE_EXTENSIONS:
         frames = fit_frame(_read_image(path), sampling).unsqueeze(0)
         return Clip(frames=frames, prompt=text, source=str(path), indices=[0])
-    indices = select_indices(frame_times(path), sampling, str(path))
-    return Clip(frames=_decode_indices(path, indices, sampling), prompt=text, source=str(path), indices=indices)
+    times = frame_times(path)
+    indices = select_indices(times, sampling, str(path))
+    return Clip(frames=_decode_indices(path, indices, sampling), prompt=text, source=str(path), indices=indices,
+                frame_rate=_rate_taken(times, indices), sampling=sampling)
+
+
+def _rate_taken(times: Sequence[float], indices: list[int]) -> float | None:
+    """The mean frame rate, in real time, of the frames taken (None for one frame)."""
+    span = times[indices[-1]] - times[indices[0]]
+    return (len(indices) - 1) / span if len(indices) > 1 and span > 0 else None
 
 
 def _decode_indices(path: Path, indices: list[int], sampling: FrameSampling) -> torch.Tensor:
@@ -260,7 +288,8 @@ def clips_from_frames(
     frames = frames.detach().to("cpu", torch.float32)
     count = frames.shape[0]
     if sampling is None:
-        return Clip(frames=frames.contiguous(), prompt=prompt.strip(), source=source, indices=list(range(count)))
+        return Clip(frames=frames.contiguous(), prompt=prompt.strip(), source=source, indices=list(range(count)),
+                    frame_rate=frame_rate if frame_rate and count > 1 else None)
     sampling.check()
     if count == 1:
         indices = [0]
@@ -273,4 +302,6 @@ def clips_from_frames(
         times = [index / (frame_rate or 1.0) for index in range(count)]
         indices = select_indices(times, sampling, source)
     fitted = torch.stack([fit_frame(frames[index], sampling) for index in indices])
-    return Clip(frames=fitted.contiguous(), prompt=prompt.strip(), source=source, indices=indices)
+    rate = _rate_taken(times, indices) if frame_rate and count > 1 else None
+    return Clip(frames=fitted.contiguous(), prompt=prompt.strip(), source=source, indices=indices, frame_rate=rate,
+                sampling=sampling)

@@ -236,6 +236,11 @@ def check_config(config: TrainConfig, source: str = "<config>") -> TrainConfig:
                 raise MotionDirectorError(f"{source}: {label} must not be negative, got {value}.")
             if name in PROBABILITIES and not 0 <= value <= 1:
                 raise MotionDirectorError(f"{source}: {label} must be between 0 and 1, got {value}.")
+    if config.fps is not None and config.stride != 1:
+        raise MotionDirectorError(
+            f"{source}: 'stride' {config.stride} and 'fps' {config.fps:g} are both set, and only one can choose the "
+            f"frames: set fps to null (CLI --fps 0) to take every {config.stride}th frame, or stride to 1."
+        )
     return config
 
 
@@ -248,7 +253,8 @@ def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
     from .reference_config import TOP_KEYS, from_reference, is_reference
 
     if not is_reference(data):
-        return check_config(_update(TrainConfig(), data, source), source)
+        config = TrainConfig(fps=None) if "stride" in data and "fps" not in data else TrainConfig()
+        return check_config(_update(config, data, source), source)
     ours = {k: v for k, v in data.items() if k in typing.get_type_hints(TrainConfig) and k not in TOP_KEYS}
     config = from_reference({k: v for k, v in data.items() if k not in ours}, source)
     return check_config(_update(config, ours, source), source)
@@ -280,6 +286,9 @@ def apply_overrides(config: TrainConfig, source: str = "override", /, **override
     `source` names where the overrides came from in error messages.
     """
     result = copy.deepcopy(config)
+    if overrides.get("fps") == 0 or overrides.get("stride") is not None and overrides.get("fps") is None:
+        result.fps = None  # fps 0, or a stride without fps: every stride-th frame instead of 8 fps
+        overrides = {k: v for k, v in overrides.items() if k != "fps"}
     hints = typing.get_type_hints(TrainConfig)
     valid_hints = typing.get_type_hints(ValidationConfig)
     valid_keys = [k for k in hints if k != "validation"] + [VALIDATION_PREFIX + k for k in valid_hints]

@@ -403,11 +403,29 @@ class _Run:
         prompts = list(dict.fromkeys(c.prompt for c in self.clips))
         return dict(
             base_family=self.model.family.name, base_model=self.model.name, frames=frames, width=width, height=height,
-            steps=self.step, seed=self.config.seed, train_mode=self.mode, alpha=self.config.alpha,
+            **self._sampling_record(clip_index), steps=self.step, seed=self.config.seed, train_mode=self.mode, alpha=self.config.alpha,
             prompt=reference.prompt if clip_index is not None else " | ".join(prompts),
             noise_prior=0.5 if len(videos) == 1 else 0.0, clip_index=clip_index,
             motion_layers=self.config.motion_layers if self.adapters[name] == "temporal" else None,
         )
+
+    def _reference_video(self, clip_index: int | None) -> Clip | None:
+        clips = [self.source_clips[clip_index]] if clip_index is not None else self.source_clips
+        return next((c for c in clips if not c.is_image), None)
+
+    def _sampling_record(self, clip_index: int | None) -> dict:
+        """How the frames trained on were taken from the video (by fps or by stride, or an IMAGE batch as given) and
+        their real-time rate where known: a video made with this LoRA shows the motion at its speed at that rate."""
+        clip = self._reference_video(clip_index)
+        if clip is None:
+            return {}
+        sampling = clip.sampling
+        record = dict(frame_rate=f"{clip.frame_rate:.4g}" if clip.frame_rate else None)
+        if sampling is None:
+            return dict(sampling="as given", **record)
+        if sampling.fps is None:
+            return dict(sampling="stride", stride=sampling.stride, **record)
+        return dict(sampling="fps", fps=f"{sampling.fps:g}", **record)
 
     def _cancel(self) -> None:
         if self.step > self.saved_step:
@@ -450,7 +468,7 @@ class _Run:
                         if self.callbacks.on_validation is not None:
                             self.callbacks.on_validation(self.step, prompt, frames)
                         video = self.output / "samples" / f"step-{self.step}-{i}.mp4"
-                        write_video(video, frames, fps=self.config.fps or 8.0)
+                        write_video(video, frames, fps=self._video_fps())
                     except Cancelled:
                         raise
                     except Exception as exc:  # noqa: BLE001 -- a bad sample must not cost the training run
@@ -461,6 +479,10 @@ class _Run:
                 unet.train(was_training)
                 if offloaded:
                     model.offload_encoders()
+
+    def _video_fps(self) -> float:
+        clip = self._reference_video(None)
+        return float(clip.frame_rate) if clip is not None and clip.frame_rate else 8.0
 
     def _noise_prior(self, reference: PreparedClip) -> torch.Tensor:
         """z_inv of the first video (DDIM inversion with the base model), computed once per run."""

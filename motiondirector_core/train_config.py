@@ -47,7 +47,9 @@ class TrainConfig:
     height: int = 384
     frames: int = 16
     stride: int = 1
-    fps: float | None = None
+    # Videos are read at 8 fps of real time (the reference's configs), whatever their own rate; None: every
+    # stride-th frame. A config or command line that sets stride but not fps means stride.
+    fps: float | None = 8.0
     start: int = 0
     random_start: bool = False
     resize: str = "crop"  # crop | squash

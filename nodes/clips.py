@@ -18,13 +18,15 @@ def _sampling(frames, stride, fps, start, random_start, width, height, resize, r
     )
 
 
-def _sampling_inputs(frames_default: int = 16) -> list:
+def _sampling_inputs(fps_default: float) -> list:
     return [
-        io.Int.Input("frames", default=frames_default, min=1, max=512,
+        io.Int.Input("frames", default=16, min=1, max=512,
                      tooltip="Frames taken from each clip (the method uses 16; 24 for ZeroScope 576x320)."),
-        io.Int.Input("stride", default=1, min=1, max=64, tooltip="Take every n-th frame (ignored when fps > 0)."),
-        io.Float.Input("fps", default=0.0, min=0.0, max=120.0, step=0.5,
-                       tooltip="Sample at this frame rate in real time (e.g. 8); 0 uses stride instead."),
+        io.Int.Input("stride", default=1, min=1, max=64,
+                     tooltip="With fps 0: take every n-th frame. Leave at 1 when sampling by fps."),
+        io.Float.Input("fps", default=fps_default, min=0.0, max=120.0, step=0.5, tooltip=(
+            "Sample at this frame rate in real time (8, as the reference trains; never faster than the clip's own "
+            "rate). 0 uses stride instead.")),
         io.Int.Input("start", default=0, min=0, max=100000, tooltip="First frame (the earliest one with random start)."),
         io.Boolean.Input("random_start", default=False, tooltip="Draw the first frame at random (reproducible by seed)."),
         io.Int.Input("width", default=384, min=8, max=2048, step=8, tooltip="Training width, a multiple of 8."),
@@ -61,7 +63,7 @@ class LoadClips(io.ComfyNode):
                     "paths start in ComfyUI's input folder.")),
                 io.String.Input("prompt", default="", multiline=True, tooltip=(
                     "What the clips show (e.g. 'a car is running on the road'); a <name>.txt beside a clip wins.")),
-                *_sampling_inputs(),
+                *_sampling_inputs(fps_default=8.0),  # video files know their frame rate
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                              tooltip="Seed of the random start."),
             ],
@@ -98,7 +100,7 @@ class ClipsFromImages(io.ComfyNode):
                 Clips.Input("clips", optional=True, tooltip="Clips to add this one to."),
                 io.Boolean.Input("resample", default=False,
                                  tooltip="Select and resize frames with the settings below; off: take them as they are."),
-                *_sampling_inputs(),
+                *_sampling_inputs(fps_default=0.0),  # an IMAGE batch does not know its frame rate
                 io.Float.Input("frame_rate", default=0.0, min=0.0, max=240.0, step=0.01,
                                tooltip="The batch's frames per second, needed only to sample by fps."),
             ],

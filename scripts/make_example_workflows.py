@@ -64,7 +64,9 @@ class Graph:
 
 
 def clips_of(g: Graph, path: str, prompt: str = "", frames: int = 8, stride: int = 2):
-    return g.add("MD_LoadClips", path=f"{INPUTS}/{path}", prompt=prompt, frames=frames, stride=stride, **SIZE)
+    # The example clips are 16 frames at 8 fps: every 2nd frame spans the whole motion (fps 0: by stride).
+    return g.add("MD_LoadClips", path=f"{INPUTS}/{path}", prompt=prompt, frames=frames, stride=stride, fps=0.0,
+                 **SIZE)
 
 
 def save_video(g: Graph, frames, prefix: str) -> None:

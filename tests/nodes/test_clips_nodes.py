@@ -33,6 +33,20 @@ def test_video_with_sidecar_prompt_relative_to_the_input_folder(comfy, input_dir
     assert torch.equal(first, clip.frames)
 
 
+def defaults(comfy, node_id):
+    return {i.id: i.default for i in comfy[node_id].GET_SCHEMA().inputs if getattr(i, "default", None) is not None}
+
+
+def test_a_video_is_read_at_8_fps_by_default_and_an_image_batch_by_stride(comfy, input_dir):
+    write_pyav(input_dir / "fast.mp4", moving_square(24, height=32, width=128), fps=24)
+    settings = {k: v for k, v in defaults(comfy, "MD_LoadClips").items() if k in SAMPLING}
+    assert (settings["fps"], settings["stride"]) == (8.0, 1)
+    clips, _ = run_node(comfy, "MD_LoadClips", path=str(input_dir / "fast.mp4"), prompt="p",
+                        **{**settings, "frames": 4, "width": 32, "height": 32}, seed=0)
+    assert clips[0].indices == [0, 3, 6, 9] and clips[0].frame_rate == pytest.approx(8.0)
+    assert defaults(comfy, "MD_ClipsFromImages")["fps"] == 0.0  # an IMAGE batch has no frame rate of its own
+
+
 def test_folder_of_clips_in_name_order_with_shared_prompt(comfy, input_dir):
     square_video(input_dir / "b.mp4")
     square_video(input_dir / "a.mp4")

@@ -42,13 +42,31 @@ def test_fps_sampling_follows_the_real_frame_rate(tmp_path):
     video_24 = _square_video(tmp_path, count=30, fps=24, name="a")
     video_30 = _square_video(tmp_path, count=40, fps=30, name="b", suffix=".webm")
 
-    at_8_from_24 = read_clip(video_24, FrameSampling(frames=5, fps=8, stride=7, **NATIVE), "p")
+    at_8_from_24 = read_clip(video_24, FrameSampling(frames=5, fps=8, **NATIVE), "p")
     at_8_from_30 = read_clip(video_30, FrameSampling(frames=5, fps=8, start=2, **NATIVE), "p")
 
-    assert _taken(at_8_from_24) == [0, 3, 6, 9, 12]  # stride is ignored when fps is set
+    assert _taken(at_8_from_24) == [0, 3, 6, 9, 12]
+    assert at_8_from_24.frame_rate == pytest.approx(8.0) and at_8_from_24.sampling.fps == 8
     # 30/8 = 3.75 source frames per step from frame 2: nearest to 2, 5.75, 9.5 (a tie), 13.25, 17
     taken = _taken(at_8_from_30)
     assert [taken[k] for k in (0, 1, 3, 4)] == [2, 6, 13, 17] and taken[2] in (9, 10)
+
+
+def test_fps_above_the_clips_own_rate_takes_every_frame_once(tmp_path):
+    slow = read_clip(_square_video(tmp_path, count=12, fps=5), FrameSampling(frames=6, fps=8, **NATIVE), "p")
+    assert _taken(slow) == [0, 1, 2, 3, 4, 5] and slow.frame_rate == pytest.approx(5.0)
+    with pytest.raises(MotionDirectorError, match=r"12 frames at 5 fps \(the clip's own rate; 8 asked\) need 2.20 s"):
+        read_clip(tmp_path / "clip.mp4", FrameSampling(frames=12, fps=8, start=1, **NATIVE), "p")
+
+
+def test_stride_and_fps_together_are_refused(tmp_path):
+    with pytest.raises(MotionDirectorError, match="stride 7 and fps 8 are both set.*set fps to 0"):
+        read_clip(_square_video(tmp_path), FrameSampling(frames=2, fps=8, stride=7, **NATIVE), "p")
+
+
+def test_stride_sampling_records_the_rate_of_the_frames_taken(tmp_path):
+    clip = read_clip(_square_video(tmp_path, count=12, fps=10), FrameSampling(frames=4, stride=2, **NATIVE), "p")
+    assert clip.frame_rate == pytest.approx(5.0) and clip.sampling.stride == 2
 
 
 def test_random_start_is_reproducible_and_varies_with_the_seed(tmp_path):

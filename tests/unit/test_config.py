@@ -229,3 +229,16 @@ def test_apply_overrides():
         apply_overrides(base, rank="big")
     with pytest.raises(MotionDirectorError, match="'precision'"):
         apply_overrides(base, precision="fp8")
+
+
+def test_videos_are_read_at_8_fps_unless_a_stride_is_chosen(tmp_path):
+    assert (TrainConfig().fps, TrainConfig().stride) == (8.0, 1)  # the reference configs' fps: 8
+    assert load_config(write(tmp_path / "a.yaml", "steps: 3\n")).fps == 8.0
+    by_stride = load_config(write(tmp_path / "b.yaml", "stride: 2\n"))
+    assert (by_stride.stride, by_stride.fps) == (2, None)  # a stride without fps means stride
+    assert load_config(write(tmp_path / "c.yaml", "fps: 12\n")).fps == 12.0
+    assert (apply_overrides(TrainConfig(), stride=3).fps, apply_overrides(TrainConfig(), fps=0).fps) == (None, None)
+    with pytest.raises(MotionDirectorError, match=r"'stride' 2 and 'fps' 12 are both set.*fps to null"):
+        load_config(write(tmp_path / "d.yaml", "stride: 2\nfps: 12\n"))
+    with pytest.raises(MotionDirectorError, match=r"'stride' 2 and 'fps' 6 are both set"):
+        apply_overrides(TrainConfig(fps=None, stride=2), fps=6)

@@ -75,6 +75,24 @@ def test_both_mode_writes_checkpoints_final_log_and_config(tiny_model, tmp_path)
     assert all(not p.requires_grad for p in tiny_model.unet.parameters())
 
 
+def test_lora_metadata_records_how_the_frames_were_sampled(tiny_model, tmp_path):
+    from motiondirector_core.clips import FrameSampling, read_clip
+    from tests.fixtures.media import moving_square, write_pyav
+
+    video = write_pyav(tmp_path / "walk.mp4", moving_square(24, height=32, width=128), fps=24)
+    at_8 = read_clip(video, FrameSampling(frames=4, fps=8, width=32, height=32), "a dog running")
+    result = train(tiny_model, [at_8], config(tmp_path, steps=1))
+    meta = read_lora(result.files["temporal"]).metadata
+    assert (meta["sampling"], meta["fps"], meta["frame_rate"]) == ("fps", "8", "8") and "stride" not in meta
+    assert at_8.indices == [0, 3, 6, 9]
+
+    other = load_model(tiny_model.path)
+    by_stride = read_clip(video, FrameSampling(frames=4, stride=2, width=32, height=32), "a dog running")
+    meta = read_lora(train(other, [by_stride], config(tmp_path, "b", steps=1)).files["temporal"]).metadata
+    assert (meta["sampling"], meta["stride"], meta["frame_rate"]) == ("stride", "2", "12") and "fps" not in meta
+    assert read_lora(result.files["spatial"]).metadata["frame_rate"] == "8"
+
+
 @pytest.mark.parametrize("frozen", ["spatial", "temporal"])
 def test_each_adapter_learns_only_from_its_own_loss(tiny_model, tmp_path, frozen, monkeypatch):
     import motiondirector_core.config
