@@ -144,12 +144,13 @@ def run_train(args) -> None:
     from .clips import read_clips
     from .models import find_family, load_model
     from .train import TrainCallbacks, train
+    from .train_config import base_dtype
 
     config = train_config_from_args(args)
     find_family(config.model)  # a wrong model path fails before the clips are decoded
     clips = read_clips(config.clips, sampling_for(config), config.prompt or None)
     print(f"{len(clips)} clip(s): {', '.join(c.source for c in clips[:4])}{' ...' if len(clips) > 4 else ''}")
-    model = load_model(config.model, dtype=config.dtype, device=resolve_device(config.device))
+    model = load_model(config.model, dtype=base_dtype(config), device=resolve_device(config.device))
     every = args.log_every or max(1, min(10, config.steps // 10))
     with CancelOnInterrupt("training") as cancel:
         callbacks = TrainCallbacks(
@@ -275,7 +276,7 @@ def _add_train(sub) -> None:
                    help="validation prompt (repeat the flag for several)")
     p.add_argument("--validation-every", type=int, metavar="N", help="steps between validation samples (0 = none)")
     p.add_argument("--log-every", type=int, metavar="N", help="print a progress line every N steps")
-    _add_runtime(p, "dtype of the frozen base weights (default fp32)")
+    _add_runtime(p, "dtype of the frozen base weights (default: that of --precision, e.g. a bf16 base under bf16)")
     p.set_defaults(run=run_train)
 
 
@@ -319,7 +320,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--side-by-side-stride", type=int, metavar="N", default=1,
                    help="take every N-th frame of the --side-by-side clip (default 1)")
     _add_sampling(p)
-    _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")
+    _add_runtime(p, "model dtype (default bf16 on a CUDA GPU that has it, else fp16; fp32 on CPU)")
     p.set_defaults(run=run_generate)
 
 
@@ -337,7 +338,7 @@ def _add_invert(sub) -> None:
     p.add_argument("--stride", type=int, metavar="N", help="take every stride-th frame instead of sampling by --fps")
     p.add_argument("--width", type=int, metavar="N", default=384, help="width in pixels (default 384)")
     p.add_argument("--height", type=int, metavar="N", default=384, help="height in pixels (default 384)")
-    _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")
+    _add_runtime(p, "model dtype (default bf16 on a CUDA GPU that has it, else fp16; fp32 on CPU)")
     p.set_defaults(run=run_invert)
 
 
@@ -358,7 +359,7 @@ def _add_sweep(sub) -> None:
                    help="default: 1 with --spatial-lora, else 0")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="default: 0")
     _add_sampling(p)
-    _add_runtime(p, "model dtype (default fp16 on CUDA, fp32 on CPU)")
+    _add_runtime(p, "model dtype (default bf16 on a CUDA GPU that has it, else fp16; fp32 on CPU)")
     p.set_defaults(run=run_sweep)
 
 

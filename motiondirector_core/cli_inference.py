@@ -34,7 +34,7 @@ def default_inversion_cache() -> Path:
 
 
 def load_base(args):
-    """The base model of --model with --dtype / --device (fp16 on CUDA, fp32 on CPU by default)."""
+    """The base model of --model with --dtype / --device (bf16 or fp16 on CUDA, fp32 on CPU by default)."""
     from .models import default_dtype, find_family, load_model
 
     find_family(args.model)

@@ -24,8 +24,11 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def default_dtype(device: torch.device) -> str:
-    """fp16 base weights on a GPU, fp32 on the CPU (where half precision is slow)."""
-    return "fp16" if device.type == "cuda" else "fp32"
+    """bf16 base weights on a GPU that has it (no loss scaling needed), else fp16; fp32 on the CPU (where half
+    precision is slow)."""
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -213,6 +213,7 @@ def from_reference(data: dict, source: str = "<config>") -> TrainConfig:
         resize="crop" if data_value("use_bucketing", bool) else "squash",
         seed=seed,
         precision=PRECISION[mixed],
+        dtype="fp32",  # the reference keeps the trained UNet in fp32 under any mixed_precision
         gradient_checkpointing=top("gradient_checkpointing", bool),
         optimizer="adamw8bit" if top("use_8bit_adam", bool) else "adamw",
         checkpoint_every=top("checkpointing_steps", int),

@@ -158,8 +158,10 @@ class _Run:
         self.params = {name: adapter_parameters(self.unet, name) for name in self.adapters}
         self.optimizers = {name: build_optimizer(cfg.optimizer, self.params[name], self._lr(name), self.weight_decay)
                            for name in self.adapters}
-        self.scalers = {name: torch.amp.GradScaler(self.model.device.type, enabled=cfg.precision == "fp16")
-                        for name in self.adapters}
+        # fp16 anywhere in the graph (autocast, or the frozen base's weights) can underflow gradients to zero or
+        # overflow them to inf: every optimizer then steps through a GradScaler, the spatial ones too.
+        half = cfg.precision == "fp16" or self.model.dtype == torch.float16
+        self.scalers = {name: torch.amp.GradScaler(self.model.device.type, enabled=half) for name in self.adapters}
         torch.manual_seed(cfg.seed)  # the dropout stream, the same whichever adapters were created
         if self.resume is not None:
             self._load_resume()
@@ -196,7 +198,8 @@ class _Run:
     def _start_log(self) -> None:
         from .config import write_config
 
-        resolved = replace(self.config, weight_decay=self.weight_decay, device=str(self.model.device), train=self.mode)
+        resolved = replace(self.config, weight_decay=self.weight_decay, device=str(self.model.device), train=self.mode,
+                           dtype=self.model.dtype_name)
         write_config(self.output / CONFIG_FILE, resolved)
         lines = []
         if self.resume is not None:

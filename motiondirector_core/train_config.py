@@ -55,7 +55,7 @@ class TrainConfig:
     resize: str = "crop"  # crop | squash
     repeat_short: bool = False
     seed: int = 0
-    dtype: str = "fp32"  # frozen base weights
+    dtype: str | None = None  # frozen base weights; None: paired with precision (base_dtype)
     precision: str = "fp32"  # autocast for the forward passes: fp32 | fp16 | bf16
     # None (auto): off, unless the first step runs out of GPU memory; then that step is taken again from the same
     # state with checkpointing on, which stays on. True / False force it.
@@ -71,3 +71,9 @@ class TrainConfig:
     device: str | None = None
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     resume: str | None = None
+
+
+def base_dtype(config: TrainConfig) -> str:
+    """The frozen base's dtype for a run: as set, else the autocast precision's own (a bf16 base under bf16
+    autocast, fp16 under fp16; fp32 otherwise), so that no run mixes two half formats by default."""
+    return config.dtype or config.precision

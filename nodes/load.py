@@ -25,7 +25,7 @@ class LoadBaseModel(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "dtype", options=["auto", "fp32", "fp16", "bf16"], default="auto",
-                    tooltip="Precision of the frozen base weights; auto: fp16 on a GPU, fp32 on the CPU.",
+                    tooltip="Precision of the frozen base weights; auto: bf16 on a GPU that has it (else fp16), fp32 on the CPU.",
                 ),
                 io.Combo.Input(
                     "device", options=["auto", "cpu", "cuda"], default="auto",

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import comfy.model_management
 import comfy.utils
-import torch
 from comfy_api.latest import io
 
 from ..motiondirector_core.errors import MotionDirectorError
@@ -85,8 +84,9 @@ class TrainMotion(io.ComfyNode):
                     "without the feed-forward layers, which carry most of the clips' look into new subjects.")),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                              tooltip="Same seed and inputs, same LoRAs."),
-                io.Combo.Input("precision", options=["auto", "fp32", "bf16", "fp16"], default="auto",
-                               tooltip="Autocast of the forward passes; auto: bf16 on a GPU that has it, else fp32."),
+                io.Combo.Input("precision", options=["auto", "fp32", "bf16", "fp16"], default="auto", tooltip=(
+                    "Autocast of the forward passes; auto: the base model's dtype (bf16 on a GPU that has it). "
+                    "Whenever fp16 is involved (autocast or base weights) the losses are scaled against underflow.")),
                 io.Combo.Input("gradient_checkpointing", options=list(CHECKPOINTING), default="auto", tooltip=(
                     "Recompute activations in the backward pass: less GPU memory, about 30% slower. auto: off, "
                     "and on for the rest of the run if the first step runs out of GPU memory.")),
@@ -118,7 +118,7 @@ class TrainMotion(io.ComfyNode):
                 validation_every, run_name, resume) -> io.NodeOutput:
         model = pipeline.model
         if precision == "auto":
-            precision = "bf16" if model.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+            precision = model.dtype_name  # the base's own: bf16 under bf16, fp16 under fp16 (loss-scaled)
         if not clips:
             raise MotionDirectorError("no training clips: connect Load Clips or Clips from Images.")
         output, checkpoint = run_folder(run_name, resume)

@@ -269,6 +269,28 @@ def test_mixed_precision_runs_on_cpu(tiny_model, tmp_path, precision):
         assert set(state["scalers"]) == {"temporal", "spatial"} and all(s["scale"] > 0 for s in state["scalers"].values())
 
 
+def test_an_fp16_base_is_loss_scaled_even_without_fp16_autocast(tiny_model_dir, tmp_path):
+    model = load_model(tiny_model_dir, dtype="fp16", device="cpu")
+    result = train(model, videos(1), config(tmp_path, steps=2, precision="fp32"))
+    state = torch.load(result.final / "trainer_state.pt", weights_only=True)
+    assert set(state["scalers"]) == {"temporal", "spatial"}
+    assert all(s.get("scale", 0) > 0 for s in state["scalers"].values())  # an unused scaler saves {}
+    plain = train(load_model(tiny_model_dir, device="cpu"), videos(1), config(tmp_path, "fp32", steps=1))
+    assert torch.load(plain.final / "trainer_state.pt", weights_only=True)["scalers"]["temporal"] == {}
+
+
+def test_the_base_dtype_pairs_with_the_autocast_precision(monkeypatch):
+    from motiondirector_core import models
+    from motiondirector_core.train_config import base_dtype
+
+    assert [base_dtype(TrainConfig(precision=p)) for p in ("fp32", "bf16", "fp16")] == ["fp32", "bf16", "fp16"]
+    assert base_dtype(TrainConfig(precision="bf16", dtype="fp32")) == "fp32"
+    assert models.default_dtype(torch.device("cpu")) == "fp32"
+    for has_bf16, expected in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: has_bf16)
+        assert models.default_dtype(torch.device("cuda")) == expected
+
+
 def test_half_precision_base_trains_fp32_adapters(tiny_model_dir, tmp_path):
     model = load_model(tiny_model_dir, dtype="bf16", device="cpu")
     losses = []
