@@ -40,15 +40,24 @@ def prior_latents(reference) -> torch.Tensor:
     return reference.latents if isinstance(reference, NoisePrior) else reference
 
 
-def inverse_scheduler(model):
+def inverse_scheduler(model, steps: int):
+    """A DDIMInverseScheduler whose timesteps are those the DDIM sampler walks with the model's own config, reversed.
+
+    Each inverse step at t lifts x between the same two noise levels as the sampling step at t lowers it
+    (alphas_cumprod[t - 1000/steps] and alphas_cumprod[t]), for every timestep_spacing: DDIMInverseScheduler builds
+    only leading and trailing grids itself, and a linspace model (AnimateDiff's configs) would be inverted on other
+    timesteps than it is sampled on.
+    """
     from diffusers import DDIMInverseScheduler
 
-    from .sample import scheduler_from_config
+    from .sample import make_scheduler, scheduler_from_config
 
-    spacing = model.scheduler_config.get("timestep_spacing", "leading")
-    # DDIMInverseScheduler knows only these two spacings; anything else inverts on the leading grid.
-    spacing = spacing if spacing in ("leading", "trailing") else "leading"
-    return scheduler_from_config(DDIMInverseScheduler, model.scheduler_config, timestep_spacing=spacing)
+    sampler = make_scheduler(model, "ddim")
+    sampler.set_timesteps(steps, device=model.device)
+    inverse = scheduler_from_config(DDIMInverseScheduler, model.scheduler_config, timestep_spacing="leading")
+    inverse.set_timesteps(steps, device=model.device)  # sets num_inference_steps, which its step() reads
+    inverse.timesteps = sampler.timesteps.flip(0)
+    return inverse
 
 
 @torch.no_grad()
@@ -67,8 +76,7 @@ def ddim_invert(model, latents: torch.Tensor, steps: int = 50, prompt: str = "",
     train_steps = int(model.scheduler_config.get("num_train_timesteps", 1000))
     if not isinstance(steps, int) or not 1 <= steps <= train_steps:
         raise MotionDirectorError(f"inversion steps must be a whole number from 1 to {train_steps}, got {steps!r}.")
-    scheduler = inverse_scheduler(model)
-    scheduler.set_timesteps(steps, device=model.device)
+    scheduler = inverse_scheduler(model, steps)
     unet = model.unet
     saved_scales, was_training = lora.active_scales(unet), unet.training
     lora.set_scales(unet, {})

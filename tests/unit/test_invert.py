@@ -34,16 +34,10 @@ def round_trip(model, latents: torch.Tensor, invert_steps: int = 50, sample_step
 original_inverse_scheduler = invert.inverse_scheduler
 
 
-def shuffled_inverse_scheduler(model):
-    scheduler = original_inverse_scheduler(model)
-    set_timesteps = scheduler.set_timesteps
-
-    def set_shuffled(steps, device=None):
-        set_timesteps(steps, device=device)
-        order = torch.randperm(len(scheduler.timesteps), generator=torch.Generator().manual_seed(0))
-        scheduler.timesteps = scheduler.timesteps[order.to(scheduler.timesteps.device)]
-
-    scheduler.set_timesteps = set_shuffled
+def shuffled_inverse_scheduler(model, steps):
+    scheduler = original_inverse_scheduler(model, steps)
+    order = torch.randperm(len(scheduler.timesteps), generator=torch.Generator().manual_seed(0))
+    scheduler.timesteps = scheduler.timesteps[order.to(scheduler.timesteps.device)]
     return scheduler
 
 
@@ -73,9 +67,16 @@ def test_round_trip_fails_when_the_inversion_steps_are_shuffled(tiny_model, monk
     assert round_trip(tiny_model, latents) > 0.5
 
 
-def test_inversion_uses_exactly_the_alphas_of_the_matching_sampling_steps(tiny_model):
+@pytest.mark.parametrize("spacing, offset", [("leading", 0), ("leading", 1), ("trailing", 0), ("linspace", 0),
+                                             ("linspace", 1)])
+def test_inversion_uses_exactly_the_alphas_of_the_matching_sampling_steps(tiny_model, spacing, offset):
+    """For every timestep spacing (AnimateDiff's configs use linspace with steps_offset 1), the inversion walks the
+    DDIM sampler's own timesteps back, so a UNet whose noise prediction depends on t alone is inverted exactly
+    (an epsilon model: a v prediction mixes in the sample itself)."""
     latents = torch.randn(1, 4, 2, 4, 4, generator=torch.Generator().manual_seed(2))
-    model = dataclasses.replace(tiny_model, unet=TimeOnlyNoise(latents.shape))
+    config = {**tiny_model.scheduler_config, "timestep_spacing": spacing, "steps_offset": offset,
+              "prediction_type": "epsilon"}
+    model = dataclasses.replace(tiny_model, unet=TimeOnlyNoise(latents.shape), scheduler_config=config)
     # Measured 2e-6 (float32 rounding); swapping two of the 50 timesteps gives 1e-4, an initial alpha of 1 gives 3e-2.
     assert round_trip(model, latents, 50, 50) < 2e-5
     assert round_trip(model, latents, 10, 10) < 2e-5
