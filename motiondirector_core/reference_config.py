@@ -44,13 +44,16 @@ IGNORED = {
     "cache_latents", "enable_xformers_memory_efficient_attention", "enable_torch_2_attn",
     "text_encoder_gradient_checkpointing", "save_pretrained_model", "use_unet_lora", "logger_type",
     "unet_lora_modules", "text_encoder_lora_modules", "trainable_modules", "extra_unet_params",
-    "offset_noise_strength", "rescale_schedule", "extend_dataset", "resume_step", "eval_train",
+    "offset_noise_strength", "extend_dataset", "resume_step", "eval_train",
 }
 # Ignored with a warning when set to anything but the reference default: they would change the result.
 NOT_REPRODUCED = dict(
     train_batch_size=1, gradient_accumulation_steps=1, lr_scheduler="constant", lr_warmup_steps=0,
     adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, use_offset_noise=False, extra_train_data=[],
     lora_path="", resume_from_checkpoint=None, cached_latent_dir=None,
+    # Zero-terminal-SNR betas (the reference assigns them to its noise scheduler): a model is trained on the
+    # schedule it was pretrained with here, the one in its scheduler config.
+    rescale_schedule=False,
 )
 DATA_KEYS = {
     "path", "single_video_path", "single_video_prompt", "fallback_prompt", "image_dir", "single_img_prompt",

@@ -111,11 +111,13 @@ def test_reference_unknown_and_unsupported_keys(tmp_path, caplog):
     base = "pretrained_model_path: m\ntrain_data: {path: clips/}\n"
     with caplog.at_level(logging.DEBUG, logger="motiondirector_core"):
         config = load_config(write(tmp_path / "a.yaml", base + "dataset_types: [folder]\nxformers: true\n"
-                                   "max_train_step: 3\ntrain_batch_size: 2\ncache_latents: true\n"))
+                                   "max_train_step: 3\ntrain_batch_size: 2\ncache_latents: true\n"
+                                   "rescale_schedule: true\n"))
     assert config.clips == ["clips/"] and config.random_start
     text = caplog.text
     assert "max_train_step" in text and "did you mean 'max_train_steps'" in text
     assert "train_batch_size" in text and "not reproduced" in text
+    assert "'rescale_schedule: True' is not reproduced" in text
     assert "cache_latents" in text  # debug line
     with pytest.raises(MotionDirectorError, match="json"):
         load_config(write(tmp_path / "b.yaml", base + "dataset_types: [json]\n"))
