@@ -253,7 +253,9 @@ def _add_train(sub) -> None:
     p.add_argument("--lr-temporal", type=float, metavar="X", help="learning rate of the temporal LoRA")
     p.add_argument("--weight-decay", type=float, metavar="X",
                    help="AdamW weight decay (default 1e-2 one video, 1e-4 several)")
-    p.add_argument("--beta", type=float, metavar="X", help="appearance-debiased loss weight (default 1, 0 = off)")
+    p.add_argument("--beta", type=float, metavar="X", help="share of the anchor frame that the appearance-debiased loss subtracts inside "
+                        "phi(e) = sqrt(beta^2 + 1) e - beta e[anchor] (default 1, as the method; 0 turns that loss "
+                        "off). The debiased term always has weight 1")
     p.add_argument("--motion-layers", choices=MOTION_LAYERS,
                    help="layers of the motion (temporal) LoRA: all (default) or attention (no feed-forward: less of "
                         "the reference's look in new subjects)")

@@ -38,7 +38,10 @@ class TrainConfig:
     lr_spatial: float = 5e-4
     lr_temporal: float = 5e-4
     weight_decay: float | None = None  # None: 1e-2 for one video, 1e-4 for several videos or images
-    beta: float = 1.0  # appearance-debiased loss weight; 0 turns it off
+    # The appearance-debiased loss compares phi(e) = sqrt(beta^2 + 1) * e - beta * e[anchor frame] of prediction and
+    # noise: beta is the share of the anchor frame subtracted (1 in the method); the term itself always has weight 1,
+    # added to the plain MSE. 0 turns the debiased term off.
+    beta: float = 1.0
     spatial_skip_prob: float = 0.2  # share of steps without the spatial path
     motion_layers: str = "all"  # all | attention (MOTION_LAYERS)
     spatial_per_clip: bool = False  # several clips: one spatial LoRA per clip instead of one shared

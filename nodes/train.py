@@ -77,8 +77,10 @@ class TrainMotion(io.ComfyNode):
                 io.Float.Input("lr_temporal", default=5e-4, min=0.0, max=1.0, step=1e-5, round=False,
                                tooltip="Learning rate of the motion LoRA."),
                 io.Int.Input("rank", default=32, min=1, max=1024, tooltip="LoRA rank (32 in the paper)."),
-                io.Float.Input("beta", default=1.0, min=0.0, max=10.0, step=0.1,
-                               tooltip="Weight of the appearance-debiased temporal loss; 0 turns it off."),
+                io.Float.Input("beta", default=1.0, min=0.0, max=10.0, step=0.1, tooltip=(
+                    "Appearance-debiased loss: how much of one anchor frame is subtracted from every frame before "
+                    "prediction and noise are compared, phi(e) = sqrt(beta^2+1)*e - beta*e[anchor] (1 in the "
+                    "method). Not a weight: that loss is always added at weight 1. 0 turns it off.")),
                 io.Combo.Input("motion_layers", options=list(MOTION_LAYERS), default="all", tooltip=(
                     "Layers of the motion LoRA. all: every temporal-transformer layer (the method); attention: "
                     "without the feed-forward layers, which carry most of the clips' look into new subjects.")),
