@@ -9,7 +9,7 @@ and where MotionDirector's LoRAs go in its UNet. The first family is ModelScope 
 import json
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,7 +52,6 @@ class BaseModel:
     dtype: torch.dtype
     device: torch.device
     vae_chunk: int = 8
-    extras: dict = field(default_factory=dict)
 
     @property
     def dtype_name(self) -> str:
@@ -138,8 +137,8 @@ class ModelFamily:
     """One architecture family: how to recognise, load, and where LoRAs go."""
 
     name: str = ""
-    spatial_parent: type | None = None
-    temporal_parent: type | None = None
+    # Suffixes of the transformers' feed-forward Linears, left out of a motion LoRA with motion_layers=attention.
+    feed_forward_linears: tuple[str, ...] = ()
 
     def recognises(self, model_index: dict, path: Path) -> bool:
         raise NotImplementedError
