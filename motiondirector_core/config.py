@@ -21,7 +21,8 @@ import yaml
 
 from .errors import MotionDirectorError
 from .files import write_text
-from .train_config import MOTION_LAYERS, PRECISIONS, TRAIN_MODES, TrainConfig, ValidationConfig
+from .train_config import DROPOUT_PLACEMENTS, MOTION_LAYERS, PRECISIONS, TRAIN_MODES, UPDATE_ORDERS, TrainConfig
+from .train_config import ValidationConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ CHOICES = {
     "resize": ("crop", "squash"),
     "optimizer": ("adamw", "adamw8bit"),
     "motion_layers": MOTION_LAYERS,
+    "update_order": UPDATE_ORDERS,
+    "dropout_placement": DROPOUT_PLACEMENTS,
 }
 POSITIVE = {"steps", "rank", "width", "height", "frames", "stride", "fps", "lr_spatial", "lr_temporal", "alpha"}
 NON_NEGATIVE = {"checkpoint_every", "every", "start", "seed", "weight_decay", "beta", "cfg"}

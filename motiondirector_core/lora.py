@@ -9,6 +9,7 @@ A LoRA adds `scale * B(A(x))` with alpha = rank, so a scale of 1 is the trained 
 import hashlib
 import math
 import warnings
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -16,6 +17,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 
 from .errors import MotionDirectorError
+from .train_config import DROPOUT_PLACEMENTS
 
 KINDS = ("spatial", "temporal", "coupled")
 A_SUFFIX, B_SUFFIX = ".lora_A.weight", ".lora_B.weight"
@@ -169,11 +171,37 @@ def active_scales(unet: torch.nn.Module) -> dict[str, float]:
     return dict(getattr(unet, "_motiondirector_scales", {}))
 
 
-def set_dropout(unet: torch.nn.Module, name: str, p: float) -> None:
-    """Dropout is for training only; sampling sets it to 0 so a LoRA acts the same wherever it came from."""
+class _OutputDropout:
+    """A forward hook on an adapter's up-projection: drop(B(A(x))), the reference's LoRA layer, where peft drops
+    the input, B(A(drop(x))). Active in training mode only."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, module, args, output):
+        return torch.nn.functional.dropout(output, self.p, module.training)
+
+
+_output_dropouts: "weakref.WeakKeyDictionary[torch.nn.Module, torch.utils.hooks.RemovableHandle]" = (
+    weakref.WeakKeyDictionary())
+
+
+def set_dropout(unet: torch.nn.Module, name: str, p: float, placement: str = "input") -> None:
+    """Dropout of adapter `name` on its input (peft's) or on its output (the reference's). Dropout is for training
+    only; sampling sets it to 0 so a LoRA acts the same wherever it came from."""
+    if placement not in DROPOUT_PLACEMENTS:
+        raise MotionDirectorError(f"dropout placement {placement!r} is unknown: use {' or '.join(DROPOUT_PLACEMENTS)}.")
     for _, layer in lora_layers(unet):
-        if name in layer.lora_dropout:
-            layer.lora_dropout[name] = torch.nn.Dropout(p) if p > 0 else torch.nn.Identity()
+        if name not in layer.lora_dropout:
+            continue
+        on_input = p > 0 and placement == "input"
+        layer.lora_dropout[name] = torch.nn.Dropout(p) if on_input else torch.nn.Identity()
+        up = layer.lora_B[name]
+        handle = _output_dropouts.pop(up, None)
+        if handle is not None:
+            handle.remove()
+        if p > 0 and placement == "output":
+            _output_dropouts[up] = up.register_forward_hook(_OutputDropout(p))
 
 
 def adapter_parameters(unet: torch.nn.Module, name: str) -> list[torch.nn.Parameter]:

@@ -153,6 +153,7 @@ class _Run:
             feed_forward = kind != "temporal" or cfg.motion_layers == "all"
             add_adapter(self.unet, self.model.family, name, kind, rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout,
                         feed_forward=feed_forward)
+            set_dropout(self.unet, name, cfg.dropout, cfg.dropout_placement)
             for param in adapter_parameters(self.unet, name):
                 param.data = param.data.float()  # trained in fp32 whatever the base dtype
         self.params = {name: adapter_parameters(self.unet, name) for name in self.adapters}
@@ -333,17 +334,28 @@ class _Run:
         run_spatial = spatial is not None and (not run_temporal or not d.skip_spatial)
         losses = {}
         self.step += 1
-        if run_spatial:
+
+        def spatial_pass():
             f = slice(d.frame, d.frame + 1)
             # The temporal LoRA lives in temporal layers only, the identity on one frame: left on, it changes
             # nothing here and spares switching every temporal layer off and on again each step.
             active = {spatial: 1.0, **({temporal: 1.0} if temporal == "temporal" else {})}
             losses.update(self._pass(spatial, active, noisy[:, :, f], target[:, :, f], clip, t))
-        if run_temporal:
+
+        def temporal_pass():
             active = {temporal: 1.0, **({spatial: 1.0} if run_spatial else {})}
             anchor = d.anchor if temporal == "temporal" and self.config.beta > 0 else None
             losses.update(self._pass(temporal, active, noisy, target, clip, t, anchor))
-        return losses
+
+        passes = [spatial_pass] * run_spatial + [temporal_pass] * run_temporal
+        if self.config.update_order == "reference":
+            # The reference runs both forward passes, then steps both: its temporal pass sees the spatial LoRA as it
+            # was before this step's update. Running the temporal pass first is the same, since the spatial pass
+            # never sees the temporal LoRA (every temporal layer is the identity on one frame).
+            passes.reverse()
+        for run_pass in passes:
+            run_pass()
+        return dict(sorted(losses.items(), key=lambda item: not item[0].startswith("spatial")))
 
     def _pass(self, name, active, noisy, target, clip, t, anchor=None) -> dict[str, float]:
         """Forward, backward and optimizer step of adapter `name` with the `active` adapters on; its losses."""

@@ -3,6 +3,10 @@
 from dataclasses import dataclass, field
 
 TRAIN_MODES = ("both", "spatial", "temporal", "coupled")
+# spatial_first: the spatial LoRA steps before the temporal pass, which then sees it updated; reference: the temporal
+# pass sees it as the step began (the reference trainer runs both forward passes, then steps both).
+UPDATE_ORDERS = ("spatial_first", "reference")
+DROPOUT_PLACEMENTS = ("input", "output")  # peft's B(A(drop(x))), or the reference's drop(B(A(x)))
 PRECISIONS = ("fp32", "fp16", "bf16")
 # all: the motion LoRA on every temporal-transformer Linear (the method); attention: without the feed-forward ones,
 # which carry most of the reference look that leaks into new subjects (bench/motion_quality.py).
@@ -35,6 +39,7 @@ class TrainConfig:
     rank: int = 32
     alpha: float | None = None  # None: = rank (no extra alpha/r factor)
     dropout: float = 0.1
+    dropout_placement: str = "input"  # DROPOUT_PLACEMENTS
     lr_spatial: float = 5e-4
     lr_temporal: float = 5e-4
     weight_decay: float | None = None  # None: 1e-2 for one video, 1e-4 for several videos or images
@@ -43,6 +48,7 @@ class TrainConfig:
     # added to the plain MSE. 0 turns the debiased term off.
     beta: float = 1.0
     spatial_skip_prob: float = 0.2  # share of steps without the spatial path
+    update_order: str = "spatial_first"  # UPDATE_ORDERS
     motion_layers: str = "all"  # all | attention (MOTION_LAYERS)
     spatial_per_clip: bool = False  # several clips: one spatial LoRA per clip instead of one shared
     hflip: float = 0.5  # images only: probability of a horizontal flip

@@ -311,3 +311,30 @@ def test_fresh_adapter_init(tiny_model):
     assert big.numel() >= 16384
     assert abs(big.std().item() * rank - 1) < 0.05
     assert abs(big.mean().item()) < 0.05 / rank
+
+
+@pytest.mark.parametrize("placement", ["input", "output"])
+def test_dropout_on_the_input_or_on_the_output_of_the_adapter(tiny_model, placement):
+    """peft drops the adapter's input, B(A(drop(x))); the reference drops its output, drop(B(A(x)))."""
+    unet = tiny_model.unet
+    lora.add_adapter(unet, FAMILY, "t", "temporal", rank=4)
+    lora.set_dropout(unet, "t", 0.5, placement)
+    name, layer = next((n, m) for n, m in lora.lora_layers(unet) if "t" in m.lora_A)
+    with torch.no_grad():
+        layer.lora_B["t"].weight.normal_()
+    lora.set_scales(unet, {"t": 1.0})
+    x = torch.randn(64, layer.get_base_layer().in_features)
+    base = layer.get_base_layer()(x)
+    layer.train()
+    torch.manual_seed(0)
+    delta = layer(x) - base
+    zeros = (delta == 0).float().mean()
+    if placement == "output":
+        assert 0.35 < zeros < 0.65  # whole output elements dropped (and the kept ones scaled by 2)
+    else:
+        assert zeros == 0  # a dropped input element moves every output a little
+    layer.eval()
+    torch.testing.assert_close(layer(x) - base, layer.lora_B["t"](layer.lora_A["t"](x)))
+    lora.set_dropout(unet, "t", 0.0, "input")  # sampling: no dropout anywhere, the output hook gone too
+    layer.train()
+    torch.testing.assert_close(layer(x) - base, layer.lora_B["t"](layer.lora_A["t"](x)))

@@ -115,7 +115,7 @@ def test_each_adapter_learns_only_from_its_own_loss(tiny_model, tmp_path, frozen
     assert any(not torch.equal(snapshots[1][trained][k], snapshots[3][trained][k]) for k in snapshots[1][trained])
 
 
-def test_temporal_pass_sees_the_spatial_adapter_but_gives_it_no_gradient(tiny_model, tmp_path):
+def test_temporal_pass_sees_the_spatial_adapter(tiny_model, tmp_path):
     # With the spatial path always on, the temporal weights differ from a run that never turns it on
     # (no dropout, so that the only difference between the runs is the spatial adapter in the temporal pass).
     train(tiny_model, videos(1), config(tmp_path, "a", steps=2, spatial_skip_prob=0.0, dropout=0.0))
@@ -123,6 +123,52 @@ def test_temporal_pass_sees_the_spatial_adapter_but_gives_it_no_gradient(tiny_mo
     train(other, videos(1), config(tmp_path, "b", steps=2, train="temporal", dropout=0.0))
     a, b = weights(tmp_path / "a/final/temporal.safetensors"), weights(tmp_path / "b/final/temporal.safetensors")
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_temporal_pass_gives_the_spatial_adapter_no_gradient(tiny_model, tmp_path):
+    """The temporal pass runs with the spatial LoRA switched on, but only the spatial loss may train it: in every
+    whole-clip forward its weights take no gradient (and hold none left over), in every one-frame forward they do."""
+    passes = []  # (frames, spatial weights that take gradients, spatial weights holding one)
+
+    def record(module, args, kwargs):
+        params = lora.adapter_parameters(module, "spatial")
+        passes.append((args[0].shape[2], sum(p.requires_grad for p in params), sum(p.grad is not None for p in params),
+                       len(params)))
+
+    handle = tiny_model.unet.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        train(tiny_model, videos(1), config(tmp_path, steps=3, spatial_skip_prob=0.0))
+    finally:
+        handle.remove()
+    count = passes[0][3]
+    assert count > 0 and [p[0] for p in passes] == [1, 4] * 3
+    assert all(p[1:3] == (count, 0) for p in passes if p[0] == 1)
+    assert all(p[1:3] == (0, 0) for p in passes if p[0] == 4)
+
+
+@pytest.mark.parametrize("order", ["spatial_first", "reference"])
+def test_update_order_decides_which_spatial_weights_the_temporal_pass_sees(tiny_model, tmp_path, order):
+    seen = []  # (frames in the pass, the spatial LoRA's up-projection as that pass used it)
+
+    def record(module, args, kwargs):
+        layer = next(m for _, m in lora.lora_layers(module) if "spatial" in m.lora_B)
+        seen.append((args[0].shape[2], layer.lora_B["spatial"].weight.detach().clone()))
+
+    handle = tiny_model.unet.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        train(tiny_model, videos(1), config(tmp_path, steps=3, spatial_skip_prob=0.0, dropout=0.0,
+                                            update_order=order))
+    finally:
+        handle.remove()
+    spatial = [w for frames, w in seen if frames == 1]
+    temporal = [w for frames, w in seen if frames > 1]
+    assert len(spatial) == len(temporal) == 3
+    if order == "reference":  # both passes of a step see the weights the step began with
+        assert all(torch.equal(s, t) for s, t in zip(spatial, temporal))
+        assert not torch.equal(spatial[1], spatial[2])
+    else:  # the temporal pass sees this step's update
+        assert all(torch.equal(t, s) for t, s in zip(temporal, spatial[1:]))
+        assert not any(torch.equal(s, t) for s, t in zip(spatial[1:], temporal[1:]))
 
 
 def test_skipped_steps_turn_the_spatial_adapter_off(tiny_model, tmp_path):
