@@ -16,6 +16,11 @@ steps, learning rate, rank and seed for every trained one:
     temporal  full without the spatial path: the motion LoRA trained alone (train=temporal), debiased loss
     attention full, with the motion LoRA trained on the temporal attention layers only (motion_layers=attention)
 
+and, with --variants, two of the reference trainer's ways that differ from ours (the correctness issue's question):
+
+    full-reference-order   full, the temporal pass seeing the spatial LoRA as the step began (update_order=reference)
+    full-output-dropout    full, LoRA dropout on the adapter's output as the reference's layer (dropout_placement=output)
+
 Each then samples new appearances (prompts naming other colours and shapes, x seeds): the motion LoRA at 1 and the
 spatial LoRA off (the coupled LoRA at 1, having no split). Two probes, sampled from the full variant's motion LoRA
 with part of its layers left out (no training of their own), show where a leak lives:
@@ -61,7 +66,8 @@ RESULTS = REPO / "bench" / "results"
 REFERENCE = dict(shape="square", colour="red", background="plain")
 REFERENCE_SEEDS = (0, 1, 2)
 NEW_APPEARANCES = (("circle", "blue"), ("triangle", "green"), ("circle", "yellow"))
-VARIANTS = ("base", "coupled", "dual", "full", "temporal", "attention")
+VARIANTS = ("base", "coupled", "dual", "full", "temporal", "attention")  # the default run
+EXTRA_VARIANTS = ("full-reference-order", "full-output-dropout")
 PROBES = {"full:attention": (".attn1.", ".attn2."), "full:feed-forward": (".ff.",)}  # kept layers of the motion LoRA
 TRAINING = {  # variant -> TrainConfig fields that differ
     "coupled": dict(train="coupled"),
@@ -69,7 +75,10 @@ TRAINING = {  # variant -> TrainConfig fields that differ
     "full": dict(train="both", beta=1.0),
     "temporal": dict(train="temporal", beta=1.0),
     "attention": dict(train="both", beta=1.0, motion_layers="attention"),
+    "full-reference-order": dict(train="both", beta=1.0, update_order="reference"),
+    "full-output-dropout": dict(train="both", beta=1.0, dropout_placement="output"),
 }
+BOOTSTRAP = 2000  # resamples for the 95% intervals
 
 
 @dataclass
@@ -84,6 +93,7 @@ class Settings:
     cfg: float = 7.5
     size: int = 32
     frames: int = 8
+    variants: tuple[str, ...] = VARIANTS
 
 
 def reference_clips(motion: str, settings: Settings) -> list[Clip]:
@@ -134,14 +144,46 @@ def sample_variant(base: Pipeline, lora: LoraSet | None, motion: str, settings: 
 
 
 def score(samples, references: list[Clip]) -> dict:
-    """The evaluation report of each prompt's samples (all its seeds) and their summary."""
+    """The evaluation report of each prompt's samples (all its seeds), their summary and one record per sample."""
     reference_prompt = references[0].prompt
     reports = []
     for prompt in dict.fromkeys(p for p, _ in samples):
         frames = [video for p, video in samples if p == prompt]
         reports.append(evaluate(frames, [c.frames for c in references], prompt=prompt,
                                 reference_prompt=reference_prompt))
-    return {**summary(reports), "per_prompt": reports}
+    return {**summary(reports), "per_prompt": reports, "per_sample": [s for r in reports for s in per_sample(r)]}
+
+
+def per_sample(report: dict) -> list[dict]:
+    """Each sample's scores from a prompt's report: its fidelities, and 1/0 for the prompt's look kept (colour and
+    shape both) and for the reference's colour or shape leaked in (None where the prompt names the reference's)."""
+    asked, reference = report["prompt"], report["reference_appearance"]
+    check_colour = asked["colour"] not in (None, reference["colour"])
+    check_shape = asked["shape"] not in (None, reference["shape"])
+    out = []
+    for i, found in enumerate(report["generated_objects"]):
+        colour = float(found["colour"] == reference["colour"]) if check_colour else None
+        shape = float(found["shape"] == reference["shape"]) if check_shape else None
+        out.append({
+            "motion_fidelity": report["motion_fidelity_per_sample"][i],
+            "trajectory_fidelity": report["trajectory_fidelity_per_sample"][i],
+            "text_alignment": float((asked["colour"] in (None, found["colour"])) and
+                                    (asked["shape"] in (None, found["shape"]))),
+            "leakage": None if colour is None and shape is None else float(bool(colour) or bool(shape)),
+            "leakage_colour": colour, "leakage_shape": shape,
+        })
+    return out
+
+
+def interval(values: list[float], seed: int = 0) -> tuple[float, float] | None:
+    """The 95% bootstrap interval of the mean of `values` (resampling the samples), None for fewer than two."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    data = torch.tensor(values, dtype=torch.float64)
+    picks = torch.randint(len(values), (BOOTSTRAP, len(values)), generator=torch.Generator().manual_seed(seed))
+    means = data[picks].mean(dim=1)
+    return float(means.quantile(0.025)), float(means.quantile(0.975))
 
 
 def _mean(values):
@@ -169,7 +211,7 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
         references = reference_clips(motion, settings)
         sheet = [references[0].frames]
         trained = {}
-        for variant in (*VARIANTS, *PROBES):
+        for variant in (*settings.variants, *(PROBES if "full" in settings.variants else ())):
             if variant in PROBES:
                 lora, seconds = motion_layers(trained["full"], PROBES[variant]), 0.0
             elif variant == "base":
@@ -196,15 +238,17 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
 
 COLUMNS = ("motion_fidelity", "trajectory_fidelity", "text_alignment", "leakage", "leakage_colour", "leakage_shape",
            "train_seconds")
+WITH_INTERVALS = ("trajectory_fidelity", "text_alignment", "leakage")
 
 
 def averages(rows: list[dict]) -> list[dict]:
+    """One row per variant over all motions: the means of the motions' means, intervals over all their samples."""
     out = []
-    for variant in (*VARIANTS, *PROBES):
+    for variant in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == variant]
-        if not mine:
-            continue
-        out.append({"variant": variant, **{key: _mean([r[key] for r in mine]) for key in COLUMNS}})
+        samples = [s for r in mine for s in r.get("per_sample", [])]
+        out.append({"variant": variant, **{key: _mean([r[key] for r in mine]) for key in COLUMNS},
+                    "per_sample": samples})
     return out
 
 
@@ -212,11 +256,18 @@ def _cell(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _with_interval(row: dict, key: str, digits: int) -> str:
+    bounds = interval([s[key] for s in row.get("per_sample", [])])
+    cell = _cell(row[key], digits)
+    return cell if bounds is None or row[key] is None else f"{cell} [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
+
+
 def table(rows: list[dict], first: str) -> list[str]:
     lines = [f"| {first} | variant | motion fidelity | trajectory fidelity | text alignment | leakage | "
              "leaked colour | leaked shape | train s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        cells = [_cell(r[k], 3) for k in COLUMNS[:2]] + [_cell(r[k], 2) for k in COLUMNS[2:6]]
+        cells = [_with_interval(r, k, 3 if i < 2 else 2) if k in WITH_INTERVALS else _cell(r[k], 3 if i < 2 else 2)
+                 for i, k in enumerate(COLUMNS[:6])]
         lines.append(f"| {r.get('motion', 'all')} | {r['variant']} | {' | '.join(cells)} | "
                      f"{_cell(r['train_seconds'], 0)} |")
     return lines
@@ -237,11 +288,13 @@ def rewrite_table(out: Path) -> None:
     data = json.loads((out / "motion_quality.json").read_text())
     for row in data["rows"]:
         row.update(summary(row["per_prompt"]))
+        row["per_sample"] = [s for report in row["per_prompt"] for s in per_sample(report)]
     write_table(data, out)
 
 
 def write_table(data: dict, out: Path) -> None:
     s, rows, command, minutes = data["settings"], data["rows"], data["command"], data["minutes"]
+    variants = list(s.get("variants", VARIANTS))
     shape = data.get("model_caption_eval", {}).get("shape")
     shape_rate = "about 73%" if shape is None else f"{shape:.0%}"  # results made before the JSON recorded it
     lines = [
@@ -259,7 +312,8 @@ def write_table(data: dict, out: Path) -> None:
         "alone). Colour, shape and path are read from the pixels (motiondirector_core/metrics); the base model "
         f"draws the asked shape in {shape_rate} of samples (its caption check), so a misread or misdrawn shape "
         "counts as leaked square now and then even without any training. Rows full:attention and "
-        "full:feed-forward sample the full variant's motion LoRA restricted to those temporal layers.",
+        "full:feed-forward sample the full variant's motion LoRA restricted to those temporal layers. In brackets: "
+        "95% bootstrap intervals of the mean over the row's samples; call two rows different only where they part.",
         "",
         "## Mean over the motions",
         "",
@@ -270,7 +324,7 @@ def write_table(data: dict, out: Path) -> None:
         *table(rows, "motion"),
         "",
         "`motion_quality.png`: one row per motion: a reference clip, then the first sample of "
-        f"{', '.join(VARIANTS[:-1])} and {VARIANTS[-1]} ({s['frames']} frames each, left to right).",
+        f"{', '.join(variants[:-1])} and {variants[-1]} ({s['frames']} frames each, left to right).",
         "",
     ]
     write_text(out / "motion_quality.md", "\n".join(lines))
@@ -283,6 +337,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="training steps of every variant (default 900)")
     parser.add_argument("--lr", type=float, help="learning rate of every LoRA (default 1e-3)")
     parser.add_argument("--rank", type=int, help="LoRA rank (default 16)")
+    parser.add_argument("--variants", help=f"comma-separated variants to run (default {','.join(VARIANTS)}; also "
+                                           f"{', '.join(EXTRA_VARIANTS)}); the probes run with full")
     parser.add_argument("--model", type=Path, default=MODEL, help="the small-world model folder")
     parser.add_argument("--out", type=Path, help="results folder (default bench/results; output/bench with --quick)")
     parser.add_argument("--threads", type=int, default=2)
@@ -299,6 +355,11 @@ def main(argv=None) -> int:
         settings = Settings(motions=("orbit",), steps=60, sample_seeds=(0,))
     if args.motions:
         settings.motions = tuple(m.strip() for m in args.motions.split(","))
+    if args.variants:
+        settings.variants = tuple(v.strip() for v in args.variants.split(","))
+        unknown = sorted(set(settings.variants) - set(VARIANTS) - set(EXTRA_VARIANTS))
+        if unknown:
+            raise SystemExit(f"unknown variants {unknown}: use {', '.join(VARIANTS + EXTRA_VARIANTS)}")
     for name in ("steps", "lr", "rank"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))

@@ -67,3 +67,38 @@ def test_the_reference_clips_share_one_appearance_and_one_motion(bench):
     assert {c.prompt for c in clips} == {"a red square moving in a zigzag"}
     assert all(tuple(c.frames.shape) == (8, 32, 32, 3) for c in clips)
     assert not any(shape == "square" or colour == "red" for shape, colour in bench.NEW_APPEARANCES)
+
+
+def test_intervals_and_per_sample_records(bench):
+    assert bench.interval([0.5] * 10) == (0.5, 0.5) and bench.interval([1.0]) is None
+    low, high = bench.interval([0.0, 1.0] * 20)
+    assert low < 0.5 < high and 0.25 < low and high < 0.75
+    wide = bench.interval([0.0, 1.0] * 3)
+    assert wide[0] < low and wide[1] > high  # fewer samples, a wider interval
+    report = {"prompt": {"colour": "blue", "shape": "circle"},
+              "reference_appearance": {"colour": "red", "shape": "square"},
+              "generated_objects": [{"colour": "blue", "shape": "circle"}, {"colour": "red", "shape": "circle"},
+                                    {"colour": "blue", "shape": "square"}],
+              "motion_fidelity_per_sample": [0.1, 0.2, 0.3], "trajectory_fidelity_per_sample": [0.4, 0.5, 0.6]}
+    rows = bench.per_sample(report)
+    assert [r["text_alignment"] for r in rows] == [1.0, 0.0, 0.0]
+    assert [(r["leakage"], r["leakage_colour"], r["leakage_shape"]) for r in rows] == [
+        (0.0, 0.0, 0.0), (1.0, 1.0, 0.0), (1.0, 0.0, 1.0)]
+    assert [r["trajectory_fidelity"] for r in rows] == [0.4, 0.5, 0.6]
+
+
+def test_a_chosen_set_of_variants_runs_alone(bench, tiny_model_dir, tmp_path):
+    settings = bench.Settings(motions=("orbit",), steps=2, rank=4, sample_seeds=(0, 1), sample_steps=2,
+                              variants=("base", "full-reference-order", "full-output-dropout"))
+    result = bench.run(settings, tmp_path / "runs", tiny_model_dir, printer=lambda line: None)
+    assert [r["variant"] for r in result["rows"]] == list(settings.variants)  # no probes without full
+    assert all(len(r["per_sample"]) == 2 * len(bench.NEW_APPEARANCES) for r in result["rows"])
+    import yaml
+
+    for variant, key, value in (("full-reference-order", "update_order", "reference"),
+                                ("full-output-dropout", "dropout_placement", "output")):
+        config = yaml.safe_load((tmp_path / "runs" / "orbit" / variant / "config.yaml").read_text())
+        assert config[key] == value
+    bench.write_results(result, tmp_path / "out", "python bench/motion_quality.py --variants ...", 0.1)
+    table = (tmp_path / "out" / "motion_quality.md").read_text()
+    assert "| all | full-output-dropout |" in table and " [" in table  # intervals in brackets
