@@ -48,6 +48,17 @@ def test_single_image_reference_animates_over_every_frame(comfy, moving):
     assert noise.latents.shape == (1, 4, 1, 4, 4)
     frames = sample(comfy, with_motion, noise=noise, frames=3, noise_prior=0.8)
     assert frames.shape == (3, 32, 32, 3)
+    assert not torch.equal(frames, sample(comfy, with_motion, frames=3))  # the image steers the sample
+    # ... as its one inverted frame, repeated over every frame, mixed in at sqrt(0.8): what the core does with it
+    core_sample = pack_module(comfy, "motiondirector_core.sample")
+    repeated = noise.latents.expand(-1, -1, 3, -1, -1)
+    settings = core_sample.SampleSettings(prompt="a red circle", frames=3, noise_prior=0.8,
+                                          **{k: v for k, v in SAMPLE.items() if k in ("width", "height", "steps",
+                                                                                     "cfg", "scheduler")})
+    with_motion.activate()
+    start = core_sample.initial_noise(with_motion.model, settings, repeated)
+    assert torch.equal(start, core_sample.initial_noise(with_motion.model, settings, noise))
+    assert torch.equal(frames, core_sample.generate(with_motion.model, settings, repeated))
 
 
 def test_sampled_frames_make_a_core_video(comfy, moving, tmp_path):

@@ -93,16 +93,36 @@ def test_guidance_runs_one_batched_unet_call_per_step(tiny_model):
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
-def test_every_scheduler_samples(tiny_model, name):
+def test_every_scheduler_samples_differently_and_reproducibly(tiny_model, name):
     frames = generate(tiny_model, small(steps=3, scheduler=name))
-    assert frames.shape == (2, 32, 32, 3)
-    assert torch.isfinite(frames).all()
+    assert frames.shape == (2, 32, 32, 3) and torch.isfinite(frames).all()
+    assert torch.equal(frames, generate(tiny_model, small(steps=3, scheduler=name)))
+    others = [generate(tiny_model, small(steps=3, scheduler=other)) for other in SCHEDULERS if other != name]
+    assert not any(torch.equal(frames, other) for other in others)  # the choice is not ignored
 
 
-def test_scheduler_choices_include_the_required_ones():
+@pytest.mark.parametrize("name", ["ddim", "dpm++2m", "euler"])
+def test_each_required_scheduler_is_that_diffusers_scheduler_on_the_models_schedule(tiny_model, name):
+    import diffusers
 
-    assert {"ddim", "dpm++2m", "euler"} <= set(SCHEDULERS)
-    assert SCHEDULERS["ddim"][0] == "DDIMScheduler"
+    scheduler = make_scheduler(tiny_model, name)
+    expected = {"ddim": diffusers.DDIMScheduler, "dpm++2m": diffusers.DPMSolverMultistepScheduler,
+                "euler": diffusers.EulerDiscreteScheduler}[name]
+    assert type(scheduler) is expected
+    reference = diffusers.DDPMScheduler.from_config(tiny_model.scheduler_config)
+    torch.testing.assert_close(scheduler.alphas_cumprod, reference.alphas_cumprod)  # the model's own noise levels
+    if name == "ddim":  # the sampler's steps are those of a DDIM scheduler made from the model's config
+        settings = small(steps=3, cfg=1.0)
+        latents = initial_noise(tiny_model, settings)
+        plain = diffusers.DDIMScheduler.from_config(tiny_model.scheduler_config)
+        plain.set_timesteps(3)
+        x = latents.clone()
+        embeddings = tiny_model.encode_prompts([settings.prompt])
+        with torch.no_grad():
+            for t in plain.timesteps:
+                eps = tiny_model.unet(x, t, encoder_hidden_states=embeddings).sample
+                x = plain.step(eps, t, x).prev_sample
+        torch.testing.assert_close(denoise(tiny_model, settings, latents), x)
 
 
 def test_dpm_solver_is_second_order_dpmsolver_plus_plus(tiny_model):
