@@ -18,7 +18,8 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from motiondirector_core.files import atomic_dir, write_json  # noqa: E402
-from motiondirector_core.models import FAMILIES, ModelScopeFamily  # noqa: E402
+from motiondirector_core.families.modelscope import ModelScopeFamily  # noqa: E402
+from motiondirector_core.models import FAMILIES  # noqa: E402
 from motiondirector_core.toyworld.vocab import load_tokenizer, write_tokenizer  # noqa: E402
 
 VAE_CONFIG = dict(

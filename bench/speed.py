@@ -140,7 +140,7 @@ def unet_forward_flops(model_dir: str, frames: int, height: int, width: int, bat
     from diffusers import UNet3DConditionModel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from motiondirector_core.single_frame import install_single_frame_bypass
+    from motiondirector_core.models import FAMILIES
 
     config = UNet3DConditionModel.load_config(Path(model_dir) / "unet")
     vae = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
@@ -149,7 +149,7 @@ def unet_forward_flops(model_dir: str, frames: int, height: int, width: int, bat
     with torch.device("meta"):
         unet = UNet3DConditionModel.from_config(config)
         if frames == 1:
-            install_single_frame_bypass(unet)  # the spatial path, as the trainer runs it
+            FAMILIES["modelscope"].install_bypass(unet)  # the spatial path, as the trainer runs it
         sample = torch.empty(batch, config["in_channels"], frames, height // factor, width // factor)
         text = torch.empty(batch, min(int(tokens), 77), config["cross_attention_dim"])
         with FlopCounterMode(display=False) as counter, torch.no_grad():

@@ -1,7 +1,9 @@
-"""Atomic writes: a crash mid-save leaves the previous file (or none), never a truncated one."""
+"""Weight files: atomic writes (a crash mid-save leaves the previous file, or none, never a truncated one), and
+reads that never run pickled code."""
 
 import contextlib
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -121,3 +123,31 @@ def read_safetensors(path: str | Path, fix: str) -> tuple[dict, dict[str, str]]:
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError) as exc:
         raise MotionDirectorError(f"{path} is not a readable safetensors file ({exc}); {fix}") from exc
+
+
+def load_weights_only(path: str | Path):
+    """A `.pt` / `.ckpt` / `.bin` file's tensors (a list or a dict of them) by torch's weights-only unpickler:
+    a file that holds other Python objects, which could run code when loaded, is refused."""
+    import torch
+
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch wraps the reason in boilerplate; the line that names it is the one worth showing.
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), type(exc).__name__)
+        if "GLOBAL" in reason:
+            raise MotionDirectorError(
+                f"refused to load {path}: it holds Python objects other than tensors ({reason[:200]}), and loading "
+                f"them could run code. Use the original file or a .safetensors one."
+            ) from exc
+        raise MotionDirectorError(
+            f"{path} is not a readable PyTorch file of tensors ({reason[:200]}): it is damaged; re-download it."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle makes torch raise almost any type (IndexError, ...)
+        raise MotionDirectorError(
+            f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:200]}); re-download it."
+        ) from exc
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        return loaded["state_dict"]  # a training checkpoint's wrapper, as Lightning and AnimateDiff write them
+    return loaded

@@ -16,7 +16,7 @@ DDIM scheduler), so `models.load_model` loads it like any other. Sizes:
 from pathlib import Path
 
 from ..files import write_json
-from ..models import ModelScopeFamily
+from ..families.modelscope import ModelScopeFamily
 
 SIZE = 32  # pixels: the native frame size
 FRAMES = 8  # the native clip length

@@ -29,7 +29,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from motiondirector_core import legacy, lora  # noqa: E402
+from motiondirector_core import lora  # noqa: E402
+from motiondirector_core.families.modelscope import released as legacy  # noqa: E402
 from motiondirector_core.clips import FrameSampling, read_clip  # noqa: E402
 from motiondirector_core.errors import MotionDirectorError  # noqa: E402
 from motiondirector_core.lora_files import read_lora_source, save_lora  # noqa: E402

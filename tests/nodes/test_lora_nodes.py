@@ -66,7 +66,7 @@ def test_saved_file_shows_up_in_the_loader_without_a_restart_and_loads_back(comf
 
 def test_authors_pt_file_in_the_models_folder_loads_onto_the_base_model(comfy, comfy_dirs, trained):
     base, motion, *_ = trained
-    legacy = pack_module(comfy, "motiondirector_core.legacy")
+    legacy = pack_module(comfy, "motiondirector_core.families.modelscope.released")
     lora = pack_module(comfy, "motiondirector_core.lora")
     temporal = motion.loras[0]
     # The authors' trainer: torch.save of [up, down, ...] as nn.Parameters, in their layer order, no keys.

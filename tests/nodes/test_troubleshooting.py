@@ -20,7 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
-from motiondirector_core import legacy, lora
+from motiondirector_core import lora
+from motiondirector_core.families.modelscope import released as legacy
 from motiondirector_core.clips import FrameSampling, read_clip, read_clips
 from motiondirector_core.lora_files import read_lora, read_lora_source, save_lora
 from motiondirector_core.models import FAMILIES, load_model

@@ -7,7 +7,8 @@ import pytest
 import torch
 from diffusers import UNet3DConditionModel
 
-from motiondirector_core import legacy, lora
+from motiondirector_core import lora
+from motiondirector_core.families.modelscope import released as legacy
 from motiondirector_core.errors import MotionDirectorError
 from motiondirector_core.models import FAMILIES, load_model
 

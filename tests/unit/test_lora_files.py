@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from motiondirector_core import legacy
+from motiondirector_core.families.modelscope import released as legacy
 from motiondirector_core.errors import MotionDirectorError
 from motiondirector_core.lora import A_SUFFIX, B_SUFFIX, LoraWeights
 from motiondirector_core.lora_files import FORMAT, read_lora, read_lora_source, save_lora
@@ -183,6 +183,12 @@ def test_sources_that_hold_no_lora(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MotionDirectorError, match="empty holds no LoRA: expected temporal.safetensors"):
         read_lora_source(tmp_path / "empty")
+    (tmp_path / "weights.onnx").write_bytes(b"")
+    with pytest.raises(MotionDirectorError, match="neither a .safetensors LoRA nor a .pt/.pth/.bin/.ckpt LoRA file"):
+        read_lora_source(tmp_path / "weights.onnx")
     (tmp_path / "weights.ckpt").write_bytes(b"")
-    with pytest.raises(MotionDirectorError, match="neither a .safetensors LoRA nor one of the authors' .pt"):
+    with pytest.raises(MotionDirectorError, match="weights.ckpt is not a readable PyTorch file"):
         read_lora_source(tmp_path / "weights.ckpt")
+    torch.save({"model.diffusion_model.x": torch.zeros(2)}, tmp_path / "model.ckpt")
+    with pytest.raises(MotionDirectorError, match="holds a dict .* in no LoRA format this pack reads"):
+        read_lora_source(tmp_path / "model.ckpt")

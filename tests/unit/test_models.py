@@ -8,8 +8,7 @@ from diffusers.models.resnet import TemporalConvLayer
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 
 from motiondirector_core.errors import MotionDirectorError
-from motiondirector_core.models import load_model
-from motiondirector_core.single_frame import install_single_frame_bypass
+from motiondirector_core.models import FAMILIES, load_model
 
 
 def unet_inputs(frames, seed=0):
@@ -54,10 +53,12 @@ def test_one_frame_bypasses_every_temporal_layer(tiny_model, tiny_model_dir):
 def test_bypass_keeps_state_dict_keys_and_is_idempotent(tiny_model_dir):
     stock = UNet3DConditionModel.from_pretrained(tiny_model_dir, subfolder="unet")
     keys = list(stock.state_dict())
-    swapped = install_single_frame_bypass(stock)
-    assert swapped == 5 + 8  # tiny UNet: 5 temporal transformers, 8 temporal convs (one per resnet)
-    assert install_single_frame_bypass(stock) == 0
-    assert list(stock.state_dict()) == keys
+    family = FAMILIES["modelscope"]
+    assert family.install_bypass(stock) == 5 + 8  # tiny UNet: 5 temporal transformers, 8 temporal convs (one per resnet)
+    assert family.install_bypass(stock) == 5 + 8  # again: the same layers, each with its one hook
+    hooked = [m for m in stock.modules() if hasattr(m, "_diffusers_hook")]
+    assert len(hooked) == 13 and all(len(m._diffusers_hook.hooks) == 1 for m in hooked)
+    assert list(stock.state_dict()) == keys and type(hooked[0]).__module__.startswith("diffusers.")
 
 
 def test_latent_scale_comes_from_the_vae_config(tiny_model_dir, tmp_path):
@@ -115,7 +116,7 @@ def test_other_family_is_named(tmp_path):
     (tmp_path / "model_index.json").write_text(
         json.dumps({"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]})
     )
-    with pytest.raises(MotionDirectorError, match="StableDiffusionPipeline.*supported families: modelscope"):
+    with pytest.raises(MotionDirectorError, match="StableDiffusionPipeline model; supported families: ModelScope / ZeroScope"):
         load_model(tmp_path)
 
 

@@ -14,7 +14,6 @@ The layer table is built from the UNet config alone, so a file is checked and ma
 model is touched.
 """
 
-import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import MotionDirectorError
-from .lora import A_SUFFIX, B_SUFFIX, LoraWeights
+from ...errors import MotionDirectorError
+from ...files import load_weights_only
+from ...lora import A_SUFFIX, B_SUFFIX, LoraWeights
 
 LEGACY_KINDS = ("spatial", "temporal")
 FORMAT = "showlab-motiondirector-pt"
@@ -118,26 +118,8 @@ def kind_from_path(path: str | Path) -> str | None:
     return None
 
 
-def _load_tensor_list(path: Path) -> list[torch.Tensor]:
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch wraps the reason in boilerplate; the line that names it is the one worth showing.
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), type(exc).__name__)
-        if "GLOBAL" in reason:
-            raise MotionDirectorError(
-                f"refused to load {path}: it holds Python objects other than tensors ({reason[:200]}), and loading "
-                f"them could run code. Use the authors' original file or a .safetensors LoRA."
-            ) from exc
-        raise MotionDirectorError(
-            f"{path} is not a readable PyTorch file of tensors ({reason[:200]}): it is damaged or not a LoRA file; "
-            f"re-download it."
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - a damaged pickle makes torch raise almost any type (IndexError, ...)
-        raise MotionDirectorError(
-            f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc)[:200]}); re-download it."
-        ) from exc
+def check_tensor_list(path: Path, loaded) -> list[torch.Tensor]:
+    """What a weights-only load of `path` gave, checked to be the authors' flat list of float tensors."""
     if isinstance(loaded, Mapping):
         keys = list(loaded)[:3]
         raise MotionDirectorError(
@@ -199,8 +181,15 @@ def read_legacy_file(path: str | Path, kind: str | None, unet_config: Mapping) -
         raise MotionDirectorError(f"LoRA file {path} does not exist.")
     if kind is not None and kind not in LEGACY_KINDS:
         raise MotionDirectorError(f"the authors' LoRA files are spatial or temporal, not {kind!r}.")
+    return read_tensor_list(path, load_weights_only(path), kind, unet_config)
+
+
+def read_tensor_list(path: Path, loaded, kind: str | None, unet_config: Mapping) -> list[LoraWeights]:
+    """`read_legacy_file` for what a weights-only load of `path` gave."""
+    if kind is not None and kind not in LEGACY_KINDS:
+        raise MotionDirectorError(f"the authors' LoRA files are spatial or temporal, not {kind!r}.")
     tables = {k: module_table(unet_config, k) for k in LEGACY_KINDS}
-    tensors = _load_tensor_list(path)
+    tensors = check_tensor_list(path, loaded)
     pairs = len(tensors) // 2
     kind = kind or kind_from_path(path) or _resolve_kind(path, pairs, tables)
     problem = _count_problem(path, kind, pairs, tables)
