@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .cli import CancelOnInterrupt, resolve_device
+from .cli_common import CancelOnInterrupt, resolve_device
 from .errors import MotionDirectorError
 from .files import write_json
 

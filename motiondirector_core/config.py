@@ -13,14 +13,15 @@ import logging
 import math
 import os
 import re
-import types
 import typing
 from pathlib import Path
 
 import yaml
 
+from .config_values import coerce
 from .errors import MotionDirectorError
 from .files import write_text
+from .reference_config import TOP_KEYS, from_reference, is_reference
 from .train_config import DROPOUT_PLACEMENTS, MOTION_LAYERS, PRECISIONS, TRAIN_MODES, UPDATE_ORDERS, TrainConfig
 from .train_config import ValidationConfig
 
@@ -159,45 +160,6 @@ def read_config_tree(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
 # ---- our schema ----------------------------------------------------------------------------------
 
 
-def _type_name(annotation) -> str:
-    names = {str: "text", int: "an integer", float: "a number", bool: "true or false", type(None): "null"}
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
-    if typing.get_origin(annotation) is list:
-        return "a list of text"
-    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
-
-
-def coerce(key: str, value, annotation, source: str = "<config>"):
-    """`value` checked against a TrainConfig annotation; a lone string is accepted for a list of strings."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is not type(None):
-                try:
-                    return coerce(key, value, arg, source)
-                except MotionDirectorError:
-                    continue
-    elif annotation is bool and isinstance(value, bool):
-        return value
-    elif annotation is int and not isinstance(value, bool):
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif annotation is str and isinstance(value, str):
-        return value
-    elif typing.get_origin(annotation) is list:
-        items = [value] if isinstance(value, str) else value
-        if isinstance(items, (list, tuple)) and all(isinstance(v, str) for v in items):
-            return list(items)
-    raise MotionDirectorError(f"{source}: '{key}' must be {_type_name(annotation)}, got {value!r}.")
-
-
 def unknown_key(key: str, valid, source: str, where: str = "") -> MotionDirectorError:
     close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(sorted(valid))}."
@@ -253,8 +215,6 @@ def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
     A reference-schema mapping may also hold our keys (e.g. a file whose `base:` is a reference config):
     they are applied over the mapped reference settings.
     """
-    from .reference_config import TOP_KEYS, from_reference, is_reference
-
     if not is_reference(data):
         config = TrainConfig(fps=None) if "stride" in data and "fps" not in data else TrainConfig()
         return check_config(_update(config, data, source), source)

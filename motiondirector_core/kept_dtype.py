@@ -1,7 +1,7 @@
 """A diffusers model's `dtype` read once, not on every forward.
 
 diffusers' `ModelMixin.dtype` walks every submodule (looking for casting hooks) and then the parameters on each
-access, and `UNet3DConditionModel.forward` reads it on every call. With LoRA layers in the tree the walk costs about
+access, and a UNet's forward reads it on every call. With LoRA layers in the tree the walk costs about
 3 ms on the embedded model: a tenth of a CPU training step (measured side by side), and one walk per denoising step
 when sampling. Here the answer is kept until the model is cast or moved: `.to()`, `.half()`, `.cuda()` and the rest
 all go through `Module._apply`, which drops it. (diffusers issue #13401 describes the same cost.)

@@ -9,6 +9,7 @@ change the result and that we do not reproduce are ignored with a warning.
 import difflib
 import logging
 
+from .config_values import coerce
 from .errors import MotionDirectorError
 from .train_config import TrainConfig, ValidationConfig
 
@@ -73,8 +74,6 @@ def is_reference(data: dict) -> bool:
 
 
 def _value(data: dict, key: str, kind, source: str, where: str = "", default=None):
-    from .config import coerce
-
     value = data.get(key, default)
     return value if value is None else coerce(f"{where}{key}", value, kind, source)
 

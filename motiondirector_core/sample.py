@@ -13,16 +13,8 @@ import numpy as np
 import torch
 
 from .errors import Cancelled, MotionDirectorError
-
-# name -> (diffusers class name, overrides of the model's scheduler config)
-SCHEDULERS: dict[str, tuple[str, dict]] = {
-    "ddim": ("DDIMScheduler", {}),
-    "dpm++2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "euler": ("EulerDiscreteScheduler", {}),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "unipc": ("UniPCMultistepScheduler", {}),
-}
-
+from .noise_prior import fit_latents, mix_noise_prior, prior_latents
+from .schedulers import SCHEDULERS, make_scheduler
 
 @dataclass
 class SampleSettings:
@@ -47,23 +39,6 @@ class SampleSettings:
         if unknown:
             raise MotionDirectorError(f"unknown sample settings {unknown}: the known ones are {sorted(known)}.")
         return cls(**values)
-
-
-def make_scheduler(model, name: str):
-    """A fresh diffusers scheduler of the named kind, built from the model's own scheduler config."""
-    import diffusers
-
-    if name not in SCHEDULERS:
-        raise MotionDirectorError(f"scheduler {name!r} is unknown: use one of {', '.join(SCHEDULERS)}.")
-    class_name, overrides = SCHEDULERS[name]
-    return scheduler_from_config(getattr(diffusers, class_name), model.scheduler_config, **overrides)
-
-
-def scheduler_from_config(scheduler_class, config: dict, **overrides):
-    """Build `scheduler_class` from another scheduler's config, passing only the keys it takes (no warnings)."""
-    accepted = inspect.signature(scheduler_class.__init__).parameters
-    kept = {k: v for k, v in config.items() if k in accepted}
-    return scheduler_class.from_config({**kept, **overrides})
 
 
 def check_settings(model, settings: SampleSettings, has_reference: bool = False) -> None:
@@ -114,8 +89,6 @@ def initial_noise(model, settings: SampleSettings, reference_latents=None) -> to
     eps comes from a private CPU generator, so a seed gives the same video on any device and whatever
     else used torch's global RNG before (e.g. a freshly initialised adapter).
     """
-    from .invert import fit_latents, mix_noise_prior, prior_latents
-
     shape = latent_shape(model, settings)
     eps = torch.randn(shape, generator=torch.Generator().manual_seed(int(settings.seed)), dtype=torch.float32)
     if settings.noise_prior > 0:
