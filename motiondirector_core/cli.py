@@ -1,4 +1,4 @@
-"""The command line: `python -m motiondirector_core {train,generate,invert,sweep,evaluate} ...`.
+"""The command line: `python -m motiondirector_core {train,generate,invert,sweep,evaluate,export} ...`.
 
 Other tools script against it: a MotionDirectorError prints `error: <message>` on stderr and exits 2
 (as argparse usage errors do), a cancel (Ctrl-C) exits 130, anything else is a bug with its traceback.
@@ -11,12 +11,14 @@ import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from . import __version__
 from .cli_common import CancelOnInterrupt, format_duration, reference_sampling, resolve_device
 from .errors import Cancelled, MotionDirectorError
 from .train_config import MOTION_LAYERS, PRECISIONS, TRAIN_MODES  # plain dataclasses: no torch
 
+FAMILY_DEFAULT = " (default: the model family's; ModelScope {m}, AnimateDiff {a})"  # a test checks the numbers
 # The names in sample.SCHEDULERS (a test keeps them equal), listed here so that --help needs no torch.
 SCHEDULER_NAMES = ("ddim", "dpm++2m", "euler", "euler_a", "unipc")
 
@@ -24,7 +26,8 @@ SCHEDULER_NAMES = ("ddim", "dpm++2m", "euler", "euler_a", "unipc")
 # ---- train ---------------------------------------------------------------------------------------
 
 TRAIN_OVERRIDES = (
-    "model", "clips", "prompt", "output", "train", "steps", "rank", "alpha", "dropout", "lr_spatial",
+    "model", "checkpoint", "motion_module", "vae", "clips", "prompt", "output", "train", "steps", "rank", "alpha",
+    "dropout", "lr_spatial",
     "lr_temporal", "weight_decay", "beta", "motion_layers", "spatial_per_clip", "width", "height", "frames",
     "stride", "fps", "start", "resize", "seed", "dtype", "precision", "gradient_checkpointing", "cache_encodings",
     "compile", "optimizer", "checkpoint_every", "device", "resume", "validation_prompts", "validation_every",
@@ -42,15 +45,26 @@ def train_config_from_args(args):
         overrides["lr_spatial"] = overrides["lr_spatial"] if args.lr_spatial is not None else args.lr
         overrides["lr_temporal"] = overrides["lr_temporal"] if args.lr_temporal is not None else args.lr
     config = apply_overrides(config, "command line", **overrides)
-    if not config.model:
+    if not config.model and not config.checkpoint:
         raise MotionDirectorError(
-            "no model given: pass --model DIR (a diffusers text-to-video folder) or set 'model' in --config."
+            "no model given: pass --model DIR (a diffusers text-to-video folder), or --checkpoint FILE with "
+            "--motion-module FILE (AnimateDiff), or set them in --config."
         )
     if not config.clips:
         raise MotionDirectorError(
             "no clips given: pass --clips PATH [PATH ...] (videos, images or folders) or set 'clips' in --config."
         )
     return config
+
+
+def model_files(values) -> dict:
+    """model / checkpoint / motion_module / vae of a config or the parsed flags, the ones given."""
+    names = ("model", "checkpoint", "motion_module", "vae")
+    return {name: getattr(values, name) for name in names if getattr(values, name, None)}
+
+
+def model_flags(files: dict) -> list[str]:
+    return [part for name, value in files.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def sampling_for(config):
@@ -84,13 +98,15 @@ def run_train(args) -> None:
     from .clips import read_clips
     from .models import find_family, load_model
     from .train import TrainCallbacks, train
-    from .train_config import base_dtype
+    from .train_config import base_dtype, with_family_defaults
 
     config = train_config_from_args(args)
-    find_family(config.model)  # a wrong model path fails before the clips are decoded
+    source = model_files(config)
+    family = find_family(**source)  # a wrong model path fails before the clips are decoded
+    config = with_family_defaults(config, family.defaults)  # size and frames decide how the clips are read
     clips = read_clips(config.clips, sampling_for(config), config.prompt or None)
     print(f"{len(clips)} clip(s): {', '.join(c.source for c in clips[:4])}{' ...' if len(clips) > 4 else ''}")
-    model = load_model(config.model, dtype=base_dtype(config), device=resolve_device(config.device))
+    model = load_model(**source, dtype=base_dtype(config), device=resolve_device(config.device))
     every = args.log_every or max(1, min(10, config.steps // 10))
     with CancelOnInterrupt("training") as cancel:
         callbacks = TrainCallbacks(
@@ -103,7 +119,12 @@ def run_train(args) -> None:
     for name, path in result.files.items():
         print(f"  {name}: {path}")
     flag = "--temporal-lora" if {"temporal", "coupled"} & set(result.files) else "--spatial-lora"
-    print("generate with: " + shlex.join(["python", "-m", "motiondirector_core", "generate", "--model", config.model,
+    if args.export:
+        from .exports import export_run
+
+        for path in export_run(model.family, result.final, Path(args.export).expanduser()):
+            print(f"  exported: {path}")
+    print("generate with: " + shlex.join(["python", "-m", "motiondirector_core", "generate", *model_flags(source),
                                           flag, str(result.final), "--prompt", "...", "--out", "video.mp4"]))
 
 
@@ -133,6 +154,18 @@ def _add_verbose(parser) -> None:
                         help="log more (-v: progress details, -vv: debug)")
 
 
+def _add_model(parser, required: bool) -> None:
+    group = parser.add_argument_group("base model: a diffusers folder, or single files (AnimateDiff)")
+    group.add_argument("--model", metavar="DIR", help="diffusers model folder: ZeroScope / ModelScope (e.g. "
+                                                      "zeroscope_v2_576w), or AnimateDiff with motion_adapter/")
+    group.add_argument("--checkpoint", metavar="FILE", help="a Stable Diffusion 1.5 checkpoint (.safetensors / "
+                                                            ".ckpt, as in ComfyUI's models/checkpoints)")
+    group.add_argument("--motion-module", metavar="FILE", help="its AnimateDiff motion module (mm_sd_v15_v2, "
+                                                               "v3_sd15_mm ...: models/animatediff_models)")
+    group.add_argument("--vae", metavar="FILE", help="a separate VAE for the checkpoint (optional: models/vae)")
+    parser.set_defaults(model_required=required)
+
+
 def _add_runtime(parser, dtype_help: str) -> None:
     parser.add_argument("--dtype", choices=PRECISIONS, help=dtype_help)
     parser.add_argument("--device", help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available)")
@@ -142,11 +175,11 @@ def _add_sampling(parser) -> None:
     group = parser.add_argument_group("sampling")
     add = group.add_argument
     add("--negative-prompt", metavar="TEXT", default="", help="negative prompt (default: empty, as the method)")
-    add("--frames", type=int, metavar="N", default=16, help="frames to generate (default 16)")
-    add("--width", type=int, metavar="N", default=384, help="width in pixels, a multiple of 8 (default 384)")
-    add("--height", type=int, metavar="N", default=384, help="height in pixels, a multiple of 8 (default 384)")
-    add("--steps", type=int, metavar="N", default=30, help="denoising steps (default 30)")
-    add("--cfg", type=float, metavar="X", default=12.0, help="classifier-free guidance scale (default 12)")
+    add("--frames", type=int, metavar="N", help="frames to generate" + FAMILY_DEFAULT.format(m=16, a=16))
+    add("--width", type=int, metavar="N", help="width in pixels, a multiple of 8" + FAMILY_DEFAULT.format(m=384, a=512))
+    add("--height", type=int, metavar="N", help="height in pixels, a multiple of 8" + FAMILY_DEFAULT.format(m=384, a=512))
+    add("--steps", type=int, metavar="N", help="denoising steps" + FAMILY_DEFAULT.format(m=30, a=25))
+    add("--cfg", type=float, metavar="X", help="classifier-free guidance scale" + FAMILY_DEFAULT.format(m=12, a=7.5))
     add("--scheduler", metavar="NAME", default="ddim", help=f"one of {', '.join(SCHEDULER_NAMES)} (default ddim)")
     add("--fps", type=float, metavar="X", default=8.0, help="frame rate of the written video (default 8)")
     add("--reference", metavar="CLIP_OR_NOISE",
@@ -167,18 +200,18 @@ def _add_train(sub) -> None:
                                    "the --config file; without one, --model, --clips and --output are needed.")
     _add_verbose(p)
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config: ours (TrainConfig keys) or the reference repo's")
-    p.add_argument("--model", metavar="DIR", help="diffusers text-to-video model folder (e.g. zeroscope_v2_576w)")
+    _add_model(p, required=False)
     p.add_argument("--clips", nargs="+", metavar="PATH", help="videos, images or folders of them")
     p.add_argument("--prompt", metavar="TEXT", help="prompt describing the clips (a <clip>.txt beside a clip wins)")
-    p.add_argument("--steps", type=int, metavar="N", help="training steps (default 150)")
+    p.add_argument("--steps", type=int, metavar="N", help="training steps" + FAMILY_DEFAULT.format(m=150, a=300))
     p.add_argument("--output", metavar="DIR", help="run folder for checkpoints and the final LoRAs")
     p.add_argument("--train", choices=TRAIN_MODES, help="what to train (default both)")
-    p.add_argument("--rank", type=int, metavar="N", help="LoRA rank (default 32)")
+    p.add_argument("--rank", type=int, metavar="N", help="LoRA rank" + FAMILY_DEFAULT.format(m=32, a=64))
     p.add_argument("--alpha", type=float, metavar="X", help="LoRA alpha (default: = rank)")
     p.add_argument("--dropout", type=float, metavar="X", help="LoRA dropout while training (default 0.1)")
-    p.add_argument("--width", type=int, metavar="N", help="training width (default 384)")
-    p.add_argument("--height", type=int, metavar="N", help="training height (default 384)")
-    p.add_argument("--frames", type=int, metavar="N", help="frames per clip (default 16)")
+    p.add_argument("--width", type=int, metavar="N", help="training width" + FAMILY_DEFAULT.format(m=384, a=512))
+    p.add_argument("--height", type=int, metavar="N", help="training height" + FAMILY_DEFAULT.format(m=384, a=512))
+    p.add_argument("--frames", type=int, metavar="N", help="frames per clip" + FAMILY_DEFAULT.format(m=16, a=16))
     p.add_argument("--stride", type=int, metavar="N",
                    help="take every stride-th frame instead of sampling at --fps (given alone, it turns --fps off)")
     p.add_argument("--fps", type=float, metavar="X",
@@ -188,9 +221,11 @@ def _add_train(sub) -> None:
     p.add_argument("--resize", choices=("crop", "squash"), help="fit frames by center crop or by stretching")
     p.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
     p.add_argument("--resume", metavar="DIR", help="continue a run: its folder (latest checkpoint) or one checkpoint")
-    p.add_argument("--lr", type=float, metavar="X", help="learning rate of both LoRAs (default 5e-4)")
-    p.add_argument("--lr-spatial", type=float, metavar="X", help="learning rate of the spatial LoRA")
-    p.add_argument("--lr-temporal", type=float, metavar="X", help="learning rate of the temporal LoRA")
+    p.add_argument("--lr", type=float, metavar="X", help="learning rate of both LoRAs")
+    p.add_argument("--lr-spatial", type=float, metavar="X",
+                   help="learning rate of the spatial LoRA" + FAMILY_DEFAULT.format(m="5e-4", a="1e-4"))
+    p.add_argument("--lr-temporal", type=float, metavar="X",
+                   help="learning rate of the temporal LoRA" + FAMILY_DEFAULT.format(m="5e-4", a="5e-4"))
     p.add_argument("--weight-decay", type=float, metavar="X",
                    help="AdamW weight decay (default 1e-2 one video, 1e-4 several)")
     p.add_argument("--beta", type=float, metavar="X", help="share of the anchor frame that the appearance-debiased loss subtracts inside "
@@ -218,6 +253,10 @@ def _add_train(sub) -> None:
                    help="validation prompt (repeat the flag for several)")
     p.add_argument("--validation-every", type=int, metavar="N", help="steps between validation samples (0 = none)")
     p.add_argument("--log-every", type=int, metavar="N", help="print a progress line every N steps")
+    p.add_argument("--export", metavar="MODELS_DIR",
+                   help="also write the LoRAs in the formats other tools read, into MODELS_DIR's folders (ComfyUI's "
+                        "models/: AnimateDiff's motion LoRA into animatediff_motion_lora/, its appearance LoRA into "
+                        "loras/)")
     _add_runtime(p, "dtype of the frozen base weights (default: that of --precision, e.g. a bf16 base under bf16)")
     p.set_defaults(run=run_train)
 
@@ -244,7 +283,7 @@ def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate a video with motion (temporal) and appearance (spatial) LoRAs",
                        description="Generate one video; FILE.json beside it records every setting used.")
     _add_verbose(p)
-    p.add_argument("--model", metavar="DIR", required=True, help="diffusers text-to-video model folder")
+    _add_model(p, required=True)
     p.add_argument("--prompt", metavar="TEXT", required=True, help="what to generate")
     p.add_argument("--out", required=True, metavar="FILE.mp4", help="video to write (.mp4, .webm, .mov, .mkv, .gif)")
     p.add_argument("--temporal-lora", metavar="PATH",
@@ -270,16 +309,16 @@ def _add_invert(sub) -> None:
     p = sub.add_parser("invert", help="DDIM-invert a reference clip into a noise prior file",
                        description="DDIM-invert a clip with the base model (no LoRA, empty prompt, no guidance).")
     _add_verbose(p)
-    p.add_argument("--model", metavar="DIR", required=True, help="diffusers text-to-video model folder")
+    _add_model(p, required=True)
     p.add_argument("--clip", metavar="PATH", required=True, help="reference video or image")
     p.add_argument("--out", required=True, metavar="NOISE.safetensors", help="noise file to write")
     p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM inversion steps (default 50)")
-    p.add_argument("--frames", type=int, metavar="N", default=16, help="frames to take from the clip (default 16)")
+    p.add_argument("--frames", type=int, metavar="N", help="frames to take from the clip" + FAMILY_DEFAULT.format(m=16, a=16))
     p.add_argument("--fps", type=float, metavar="X",
                    help="read the clip at this many frames per second, as training does (default 8; 0: --stride)")
     p.add_argument("--stride", type=int, metavar="N", help="take every stride-th frame instead of sampling by --fps")
-    p.add_argument("--width", type=int, metavar="N", default=384, help="width in pixels (default 384)")
-    p.add_argument("--height", type=int, metavar="N", default=384, help="height in pixels (default 384)")
+    p.add_argument("--width", type=int, metavar="N", help="width in pixels" + FAMILY_DEFAULT.format(m=384, a=512))
+    p.add_argument("--height", type=int, metavar="N", help="height in pixels" + FAMILY_DEFAULT.format(m=384, a=512))
     _add_runtime(p, "model dtype (default bf16 on a CUDA GPU that has it, else fp16; fp32 on CPU)")
     p.set_defaults(run=run_invert)
 
@@ -289,7 +328,7 @@ def _add_sweep(sub) -> None:
                        description="Generate every prompt x temporal scale x spatial scale x seed into --out, "
                                    "each video with its settings JSON, plus index.json and index.csv.")
     _add_verbose(p)
-    p.add_argument("--model", metavar="DIR", required=True, help="diffusers text-to-video model folder")
+    _add_model(p, required=True)
     p.add_argument("--prompts", required=True, metavar="FILE", help="text file, one prompt per line (# comments)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the videos and the index")
     p.add_argument("--temporal-lora", metavar="PATH", help="motion LoRA source")
@@ -303,6 +342,26 @@ def _add_sweep(sub) -> None:
     _add_sampling(p)
     _add_runtime(p, "model dtype (default bf16 on a CUDA GPU that has it, else fp16; fp32 on CPU)")
     p.set_defaults(run=run_sweep)
+
+
+def run_export(args) -> None:
+    from .exports import export_run
+
+    for path in export_run(None, Path(args.lora).expanduser(), Path(args.models_dir).expanduser(), args.name):
+        print(f"wrote {path}")
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write LoRAs in the formats other tools read (AnimateDiff-Evolved, ComfyUI)",
+                       description="Write a run's LoRAs in the formats of the tools users already run, into the "
+                                   "folders of ComfyUI's models/: for AnimateDiff, the motion LoRA for "
+                                   "AnimateDiff-Evolved's Load AnimateDiff LoRA (animatediff_motion_lora/) and the "
+                                   "appearance LoRA for ComfyUI's Load LoRA (loras/).")
+    _add_verbose(p)
+    p.add_argument("--lora", required=True, metavar="PATH", help="a LoRA file, a checkpoint or a run folder")
+    p.add_argument("--models-dir", required=True, metavar="DIR", help="ComfyUI's models folder")
+    p.add_argument("--name", metavar="NAME", help="file name stem (default: the run's name)")
+    p.set_defaults(run=run_export)
 
 
 def _add_evaluate(sub) -> None:
@@ -332,12 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"motiondirector_core {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v, -vv)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,generate,invert,sweep,evaluate}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{train,generate,invert,sweep,evaluate,export}")
     _add_train(sub)
     _add_generate(sub)
     _add_invert(sub)
     _add_sweep(sub)
     _add_evaluate(sub)
+    _add_export(sub)
     return parser
 
 

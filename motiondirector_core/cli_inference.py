@@ -33,14 +33,37 @@ def default_inversion_cache() -> Path:
     return Path(root) / "motiondirector" / "inversions"
 
 
-def load_base(args):
-    """The base model of --model with --dtype / --device (bf16 or fp16 on CUDA, fp32 on CPU by default)."""
-    from .models import default_dtype, find_family, load_model
+SAMPLING_DEFAULTS = {"frames": "frames", "width": "width", "height": "height", "steps": "sample_steps", "cfg": "cfg"}
 
-    find_family(args.model)
+
+def base_files(args) -> dict:
+    from .cli import model_files
+
+    files = model_files(args)
+    if not files.get("model") and not files.get("checkpoint"):
+        raise MotionDirectorError("no model given: pass --model DIR, or --checkpoint FILE with --motion-module FILE.")
+    return files
+
+
+def resolve_family_defaults(args) -> None:
+    """Sizes, frames, steps and guidance left unset take the model family's defaults (before anything is read)."""
+    from .models import find_family
+
+    family = find_family(**base_files(args))
+    for name, source in SAMPLING_DEFAULTS.items():
+        if getattr(args, name, 0) is None:
+            setattr(args, name, getattr(family.defaults, source))
+
+
+def load_base(args):
+    """The base model of --model (or --checkpoint + --motion-module) with --dtype / --device (bf16 or fp16 on CUDA,
+    fp32 on CPU by default)."""
+    from .models import default_dtype, load_model
+
+    resolve_family_defaults(args)
     device = resolve_device(args.device)
     dtype = args.dtype or default_dtype(device)
-    return load_model(args.model, dtype=dtype, device=device)
+    return load_model(**base_files(args), dtype=dtype, device=device)
 
 
 def _read_source(model, path: str, want: str):
@@ -157,7 +180,9 @@ def _check_output_video(out: Path) -> None:
 
 def reproduce_command(record: dict) -> str:
     """The generate command line that makes this video again."""
-    parts = ["python", "-m", "motiondirector_core", "generate", "--model", record["model"],
+    from .cli import model_flags
+
+    parts = ["python", "-m", "motiondirector_core", "generate", *model_flags(record["model_files"]),
              "--prompt", record["prompt"], "--out", record["video"]]
     if record["negative_prompt"]:
         parts += ["--negative-prompt", record["negative_prompt"]]
@@ -225,6 +250,7 @@ def generate_command(args) -> None:
         "motiondirector_core_version": __version__,
         "video": str(out.resolve()),
         "model": str(Path(model.path).resolve()),
+        "model_files": {name: str(Path(path).expanduser().resolve()) for name, path in base_files(args).items()},
         "model_name": model.name,
         "model_family": model.family.name,
         **settings.to_dict(),

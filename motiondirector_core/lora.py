@@ -284,6 +284,7 @@ def check_fits(unet: torch.nn.Module, family, weights: LoraWeights) -> None:
 
 def load_adapter(unet: torch.nn.Module, family, weights: LoraWeights, name: str) -> str:
     """Add an adapter holding `weights` (checked first); layers the file does not cover stay at zero."""
+    weights = family.fit_lora(weights, unet)
     check_fits(unet, family, weights)
     add_adapter(unet, family, name, weights.kind, rank=weights.rank, alpha=weights.alpha)
     layers = dict(lora_layers(unet))

@@ -47,6 +47,7 @@ def check_settings(model, settings: SampleSettings, has_reference: bool = False)
         raise MotionDirectorError("prompt and negative_prompt must be text.")
     if not _is_int(settings.frames) or settings.frames < 1:
         raise MotionDirectorError(f"frames must be a whole number of at least 1, got {settings.frames!r}.")
+    check_frames(model, settings.frames)
     if not (_is_int(settings.width) and _is_int(settings.height)):
         raise MotionDirectorError(
             f"width and height must be whole numbers, got {settings.width!r} x {settings.height!r}."
@@ -66,6 +67,17 @@ def check_settings(model, settings: SampleSettings, has_reference: bool = False)
         raise MotionDirectorError(f"noise_prior must be from 0 to 1 (0.1-0.5 for one reference video), got {p!r}.")
     if p > 0 and not has_reference:
         raise _missing_reference(p)
+
+
+def check_frames(model, frames: int) -> None:
+    """A family whose temporal layers know a fixed number of positions (AnimateDiff's motion modules) takes no more."""
+    limit = model.family.max_frames(model.unet)
+    if limit is not None and frames > limit:
+        raise MotionDirectorError(
+            f"{frames} frames are more than this {model.family.name} model's temporal layers take ({limit}): use at "
+            f"most {limit} (longer videos are made from the exported motion LoRA in AnimateDiff-Evolved, with "
+            f"context windows)."
+        )
 
 
 def _missing_reference(p: float) -> MotionDirectorError:

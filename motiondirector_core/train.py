@@ -29,7 +29,8 @@ from .losses import noise_mse, temporal_loss
 from .lora import LoraWeights, active_scales, adapter_names, adapter_parameters, adapter_state, add_adapter
 from .lora import remove_adapter, set_dropout, set_scales
 from .models import BaseModel
-from .train_config import TrainConfig
+from .sample import check_frames
+from .train_config import TrainConfig, with_family_defaults
 from .train_setup import PreparedClip, build_optimizer, effective_mode, plan_adapters, prepare_clips
 from .train_setup import resolved_weight_decay
 
@@ -84,7 +85,7 @@ def train(model: BaseModel, clips: list[Clip], config: TrainConfig, callbacks: T
     """Train MotionDirector LoRAs on `clips` into config.output; see the module docstring and METHOD.md."""
     from .config import check_config
 
-    check_config(config, "training config")
+    config = with_family_defaults(check_config(config, "training config"), model.family.defaults)
     # ComfyUI runs nodes under inference_mode; training needs autograd. fork_rng keeps the caller's RNG as it was.
     devices = [model.device.index or 0] if model.device.type == "cuda" else []
     with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=devices):
@@ -104,6 +105,7 @@ class _Run:
 
         self.model, self.unet, self.config, self.callbacks = model, model.unet, config, callbacks
         self.mode = effective_mode(config.train, clips)
+        check_frames(model, max(clip.frames.shape[0] for clip in clips))
         self.output = Path(config.output).expanduser()
         self.log_path = self.output / LOG_FILE
         self.adapters = plan_adapters(self.mode, clips, config.spatial_per_clip)

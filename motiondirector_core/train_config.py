@@ -1,5 +1,7 @@
-"""Every setting of a training run, with the method's defaults (METHOD.md)."""
+"""Every setting of a training run, with the method's defaults (METHOD.md). Settings left None take the base
+model family's own defaults (families/, `with_family_defaults`): size, frames, steps, learning rates and rank."""
 
+import dataclasses
 from dataclasses import dataclass, field
 
 TRAIN_MODES = ("both", "spatial", "temporal", "coupled")
@@ -30,18 +32,21 @@ class ValidationConfig:
 
 @dataclass
 class TrainConfig:
-    model: str = ""
+    model: str = ""  # a diffusers folder; or, for single files:
+    checkpoint: str = ""  # an SD 1.5 checkpoint (AnimateDiff) ...
+    motion_module: str = ""  # ... with its motion module
+    vae: str = ""  # ... and optionally a separate VAE
     clips: list[str] = field(default_factory=list)
     prompt: str = ""  # shared prompt; a clip's sidecar <name>.txt wins over it
     output: str = "output/motiondirector/run"
     train: str = "both"  # both | spatial | temporal | coupled
-    steps: int = 150
-    rank: int = 32
+    steps: int | None = None  # None: the family's (ModelScope 150, AnimateDiff 300)
+    rank: int | None = None  # None: the family's (ModelScope 32, AnimateDiff 64)
     alpha: float | None = None  # None: = rank (no extra alpha/r factor)
     dropout: float = 0.1
     dropout_placement: str = "input"  # DROPOUT_PLACEMENTS
-    lr_spatial: float = 5e-4
-    lr_temporal: float = 5e-4
+    lr_spatial: float | None = None  # None: the family's (ModelScope 5e-4, AnimateDiff 1e-4)
+    lr_temporal: float | None = None  # None: the family's (5e-4)
     weight_decay: float | None = None  # None: 1e-2 for one video, 1e-4 for several videos or images
     # The appearance-debiased loss compares phi(e) = sqrt(beta^2 + 1) * e - beta * e[anchor frame] of prediction and
     # noise: beta is the share of the anchor frame subtracted (1 in the method); the term itself always has weight 1,
@@ -52,9 +57,9 @@ class TrainConfig:
     motion_layers: str = "all"  # all | attention (MOTION_LAYERS)
     spatial_per_clip: bool = False  # several clips: one spatial LoRA per clip instead of one shared
     hflip: float = 0.5  # images only: probability of a horizontal flip
-    width: int = 384
-    height: int = 384
-    frames: int = 16
+    width: int | None = None  # None: the family's (ModelScope 384, AnimateDiff 512)
+    height: int | None = None
+    frames: int | None = None  # None: the family's (16)
     stride: int = 1
     # Videos are read at 8 fps of real time (the reference's configs), whatever their own rate; None: every
     # stride-th frame. A config or command line that sets stride but not fps means stride.
@@ -86,3 +91,14 @@ def base_dtype(config: TrainConfig) -> str:
     """The frozen base's dtype for a run: as set, else the autocast precision's own (a bf16 base under bf16
     autocast, fp16 under fp16; fp32 otherwise), so that no run mixes two half formats by default."""
     return config.dtype or config.precision
+
+
+FAMILY_DEFAULTS = {"width": "width", "height": "height", "frames": "frames", "steps": "train_steps", "rank": "rank",
+                   "lr_spatial": "lr_spatial", "lr_temporal": "lr_temporal"}
+
+
+def with_family_defaults(config: TrainConfig, defaults) -> TrainConfig:
+    """`config` with each setting left None set to the family's default (`defaults`: a FamilyDefaults)."""
+    missing = {name: getattr(defaults, source) for name, source in FAMILY_DEFAULTS.items()
+               if getattr(config, name) is None}
+    return dataclasses.replace(config, **missing) if missing else config

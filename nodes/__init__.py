@@ -7,7 +7,7 @@ from .examples import install_example_inputs
 from .clips import ClipsFromImages, LoadClips
 from .evaluate import EvaluateMotion
 from .invert import InvertReference
-from .load import LoadBaseModel
+from .load import LoadAnimateDiffModel, LoadBaseModel
 from .lora import ApplyLora, LoadLora, SaveLora
 from .sample import Sample
 from .sweep import Sweep
@@ -15,6 +15,7 @@ from .train import TrainMotion
 
 NODES: list[type[io.ComfyNode]] = [
     LoadBaseModel,
+    LoadAnimateDiffModel,
     LoadClips,
     ClipsFromImages,
     TrainMotion,

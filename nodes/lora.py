@@ -1,8 +1,9 @@
 """Save, load and apply MotionDirector LoRAs (ours and the authors' released .pt files)."""
 
-import folder_paths
 from comfy_api.latest import io, ui
 
+from ..motiondirector_core.errors import MotionDirectorError
+from ..motiondirector_core.exports import export_loras, family_of
 from ..motiondirector_core.lora_files import read_lora_source, save_lora
 from ..motiondirector_core.pipeline import LoraSet
 from . import paths
@@ -34,17 +35,25 @@ class SaveLora(io.ComfyNode):
                 Lora.Input("lora", tooltip="LoRAs from training or a loader."),
                 io.String.Input("filename_prefix", default="my_motion", tooltip=(
                     "Name inside output/motiondirector (may contain sub-folders); files end in _temporal, _spatial ...")),
+                io.Boolean.Input("export_for_other_tools", default=False, tooltip=(
+                    "Also write the LoRAs in the formats the tools you already run read. AnimateDiff: the motion "
+                    "LoRA into models/animatediff_motion_lora (AnimateDiff-Evolved's Load AnimateDiff LoRA) and the "
+                    "appearance LoRA into models/loras (ComfyUI's Load LoRA, model only), named <prefix>_...")),
             ],
             outputs=[io.String.Output(display_name="files")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, lora: LoraSet, filename_prefix: str) -> io.NodeOutput:
+    def execute(cls, lora: LoraSet, filename_prefix: str, export_for_other_tools: bool = False) -> io.NodeOutput:
         written = []
         for name, weights in zip(lora_file_names(lora), lora.loras):
             target = paths.output_path(filename_prefix, f"_{name}.safetensors")
             written.append(str(save_lora(target, weights)))
+        if export_for_other_tools:
+            paths.output_path(filename_prefix, "")  # the same rule for the name as for our own files
+            family = family_of(lora.loras, lora.source)
+            written += [str(p) for p in export_loras(family, lora.loras, paths.first_folder, filename_prefix)]
         text = "\n".join(written)
         return io.NodeOutput(text, ui=ui.PreviewText(text))
 
@@ -59,7 +68,9 @@ class LoadLora(io.ComfyNode):
             description="Loads a LoRA file from models/motiondirector or output/motiondirector: ours or the authors' .pt.",
             inputs=[
                 io.Combo.Input("lora_name", options=paths.lora_names(), tooltip=(
-                    "A .safetensors saved by this pack, or an authors' released *unet*.pt (spatial/ or temporal/ folder).")),
+                    "A .safetensors saved by this pack, an authors' released *unet*.pt (spatial/ or temporal/ "
+                    "folder), or a motion LoRA of AnimateDiff-Evolved's folder (animatediff_motion_lora/...: "
+                    "guoyww's v2_lora_*, the AnimateDiff-MotionDirector packs', exported ones).")),
                 Pipeline.Input("pipeline", optional=True, tooltip=(
                     "Only for the authors' .pt files, which hold no layer names: the base model whose layers they "
                     "map onto (left empty: the ModelScope / ZeroScope UNet they were released for).")),
@@ -69,7 +80,10 @@ class LoadLora(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, lora_name: str, pipeline=None):
-        return lora_name, paths.file_stamp(folder_paths.get_full_path(paths.FOLDER, lora_name))
+        try:
+            return lora_name, paths.file_stamp(paths.lora_path(lora_name))
+        except MotionDirectorError:
+            return lora_name, []  # execute says what is wrong
 
     @classmethod
     def execute(cls, lora_name: str, pipeline=None) -> io.NodeOutput:

@@ -10,11 +10,22 @@ from ..motiondirector_core.train_state import STATE_FILE  # optimizer state besi
 
 FOLDER = "motiondirector"
 EMBEDDED_MODELS = Path(__file__).resolve().parents[1] / "models"  # the pack's own small-world model
-LORA_EXTENSIONS = {".safetensors", ".pt", ".pth"}
+LORA_EXTENSIONS = {".safetensors", ".pt", ".pth", ".ckpt"}
+# AnimateDiff-Evolved's folders (its motion modules, its motion LoRAs), registered here too when ADE is not installed.
+MOTION_MODULES, MOTION_LORAS = "animatediff_models", "animatediff_motion_lora"
+MOTION_LORA_PREFIX = MOTION_LORAS + "/"  # how Load LoRA lists the motion LoRAs of ADE's folder
 
 
 def register() -> None:
-    """models/motiondirector and output/motiondirector, so saved LoRAs appear in the loader's list."""
+    """models/motiondirector and output/motiondirector, so saved LoRAs appear in the loader's list; ADE's motion
+    module and motion LoRA folders."""
+    for name in (MOTION_MODULES, MOTION_LORAS):
+        folder = Path(folder_paths.models_dir) / name
+        if name not in folder_paths.folder_names_and_paths:
+            folder_paths.folder_names_and_paths[name] = ([str(folder)], set(folder_paths.supported_pt_extensions))
+        else:
+            folder_paths.add_model_folder_path(name, str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
     models = Path(folder_paths.models_dir) / FOLDER
     output = output_root()
     if FOLDER not in folder_paths.folder_names_and_paths:
@@ -31,13 +42,22 @@ def output_root() -> Path:
 
 
 def lora_names() -> list[str]:
-    """LoRA files in the folder, without the trainer's resume state and hidden (half-written) files."""
-    names = folder_paths.get_filename_list(FOLDER)
-    return sorted(n for n in names if not any(part.startswith(".") for part in Path(n).parts)
-                  and Path(n).name != STATE_FILE)
+    """LoRA files in the folder, without the trainer's resume state and hidden (half-written) files; then the motion
+    LoRAs in AnimateDiff-Evolved's folder (guoyww's, exported ones), prefixed with its name."""
+    def visible(names):
+        return sorted(n for n in names if not any(part.startswith(".") for part in Path(n).parts)
+                      and Path(n).name != STATE_FILE)
+
+    ours = visible(folder_paths.get_filename_list(FOLDER))
+    motion = visible(model_files(MOTION_LORAS))
+    return ours + [MOTION_LORA_PREFIX + name for name in motion]
 
 
 def lora_path(name: str) -> Path:
+    if name.startswith(MOTION_LORA_PREFIX):
+        path = folder_paths.get_full_path(MOTION_LORAS, name[len(MOTION_LORA_PREFIX):])
+        if path is not None:
+            return Path(path)
     path = folder_paths.get_full_path(FOLDER, name)
     if path is None:
         where = ", ".join(folder_paths.get_folder_paths(FOLDER))
@@ -72,6 +92,24 @@ def model_path(name: str) -> Path:
         f"base model {name!r} was not found: put a diffusers text-to-video folder (with model_index.json, e.g. "
         f"zeroscope_v2_576w) in {where} and refresh."
     )
+
+
+def model_file(folder: str, name: str, what: str) -> Path:
+    """A file of one of ComfyUI's model folders (checkpoints, vae, animatediff_models ...)."""
+    path = folder_paths.get_full_path(folder, name) if name else None
+    if path is None:
+        where = ", ".join(folder_paths.get_folder_paths(folder)) if folder in folder_paths.folder_names_and_paths else folder
+        raise MotionDirectorError(f"{what} {name!r} was not found: put it in {where} and refresh (R).")
+    return Path(path)
+
+
+def model_files(folder: str) -> list[str]:
+    return sorted(folder_paths.get_filename_list(folder)) if folder in folder_paths.folder_names_and_paths else []
+
+
+def first_folder(folder: str) -> Path:
+    """Where ComfyUI writes files of a model folder: its first path (models/<folder> unless configured otherwise)."""
+    return Path(folder_paths.get_folder_paths(folder)[0])
 
 
 def output_path(prefix: str, suffix: str, label: str = "filename_prefix") -> Path:

@@ -91,9 +91,14 @@ class ModelFamily:
         """Make every temporal layer of `unet` the identity on one frame (single_frame.py); returns how many."""
         raise NotImplementedError
 
+    def prepare_unet(self, unet: torch.nn.Module) -> None:
+        """Everything a UNet of this family needs to be called as every family's is, `unet(latents [B, C, F, h, w],
+        t, encoder_hidden_states=[B, tokens, dim])`, and to run one frame through its spatial layers alone."""
+        self.install_bypass(unet)
+
     def assemble(self, source, name, path, unet, vae, text_encoder, tokenizer, scheduler_config, dtype, device):
         """The loaded parts as a BaseModel: single-frame bypass, kept dtype, frozen, in eval mode, on the device."""
-        self.install_bypass(unet)
+        self.prepare_unet(unet)
         keep_dtype(unet)
         for module in (unet, vae, text_encoder):
             module.requires_grad_(False)
@@ -128,6 +133,15 @@ class ModelFamily:
                 ):
                     targets.append(f"{parent_name}.{child_name}" if parent_name else child_name)
         return targets
+
+    def max_frames(self, unet: torch.nn.Module) -> int | None:
+        """The most frames its temporal layers take in one pass (None: no limit)."""
+        return None
+
+    def fit_lora(self, weights, unet: torch.nn.Module):
+        """`weights` as they load onto `unet`: a family may leave out layers another version of its UNet lacks, as
+        the tools its users have do (the LoraWeights unchanged by default)."""
+        return weights
 
     def kind_of(self, module_path: str) -> str | None:
         """spatial / temporal for a UNet module path of this family's LoRA layers, None for a path it does not know."""
