@@ -13,8 +13,14 @@ PACK_NAME = "ComfyUI-MotionDirector"
 MODEL_NAME = "tiny-t2v"
 
 
+# The tiny AnimateDiff files under the names users' files have, in ComfyUI's and AnimateDiff-Evolved's folders.
+ANIMATEDIFF_FILES = {"checkpoints": {"tiny_sd15.safetensors": "sd15.safetensors"},
+                     "animatediff_models": {"tiny_mm_v2.ckpt": "mm_v2.ckpt", "tiny_mm_v3.safetensors": "mm_v3.safetensors"},
+                     "vae": {"tiny_vae.safetensors": "vae.safetensors"}, "loras": {}, "animatediff_motion_lora": {}}
+
+
 @pytest.fixture(scope="session")
-def comfy_dirs(tmp_path_factory, tiny_model_dir):
+def comfy_dirs(tmp_path_factory, tiny_model_dir, animatediff_files):
     if not Path(comfyui_dir(), "main.py").is_file():
         pytest.skip("the ComfyUI host is not installed: run scripts/install_host.sh")
     base = tmp_path_factory.mktemp("comfy")
@@ -24,6 +30,10 @@ def comfy_dirs(tmp_path_factory, tiny_model_dir):
     (dirs["custom_nodes"] / PACK_NAME).symlink_to(REPO, target_is_directory=True)
     (dirs["models"] / "diffusers").mkdir()
     (dirs["models"] / "diffusers" / MODEL_NAME).symlink_to(tiny_model_dir, target_is_directory=True)
+    for folder, files in ANIMATEDIFF_FILES.items():
+        (dirs["models"] / folder).mkdir()
+        for name, source in files.items():
+            (dirs["models"] / folder / name).symlink_to(animatediff_files / source)
     return dirs
 
 
@@ -38,6 +48,8 @@ def comfy(comfy_dirs):
     folder_paths.set_temp_directory(str(comfy_dirs["temp"]))
     folder_paths.models_dir = str(comfy_dirs["models"])
     folder_paths.add_model_folder_path("diffusers", str(comfy_dirs["models"] / "diffusers"), is_default=True)
+    for folder in ("checkpoints", "vae", "loras"):
+        folder_paths.add_model_folder_path(folder, str(comfy_dirs["models"] / folder), is_default=True)
     import nodes
 
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=False, init_api_nodes=False))
