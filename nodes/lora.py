@@ -53,7 +53,7 @@ class SaveLora(io.ComfyNode):
         if export_for_other_tools:
             paths.output_path(filename_prefix, "")  # the same rule for the name as for our own files
             family = family_of(lora.loras, lora.source)
-            written += [str(p) for p in export_loras(family, lora.loras, paths.first_folder, filename_prefix)]
+            written += [str(p) for p in export_loras(family, lora.loras, paths.export_folder, filename_prefix)]
         text = "\n".join(written)
         return io.NodeOutput(text, ui=ui.PreviewText(text))
 

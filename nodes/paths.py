@@ -107,9 +107,11 @@ def model_files(folder: str) -> list[str]:
     return sorted(folder_paths.get_filename_list(folder)) if folder in folder_paths.folder_names_and_paths else []
 
 
-def first_folder(folder: str) -> Path:
-    """Where ComfyUI writes files of a model folder: its first path (models/<folder> unless configured otherwise)."""
-    return Path(folder_paths.get_folder_paths(folder)[0])
+def export_folder(folder: str) -> Path:
+    """Where exported files of a model folder go: models/<folder> where ComfyUI lists it, else its first path."""
+    listed = [Path(p) for p in folder_paths.get_folder_paths(folder)]
+    preferred = Path(folder_paths.models_dir) / folder
+    return preferred if preferred in listed else listed[0]
 
 
 def output_path(prefix: str, suffix: str, label: str = "filename_prefix") -> Path:

@@ -35,6 +35,10 @@ SAMPLE = dict(frames=8, steps=25, cfg=7.5, **SIZE)
 LEARN = dict(rank=16, lr_spatial=1e-3, lr_temporal=1e-3)  # what bench/motion_quality.py measured on this model
 MOTION_STEPS = 900  # ditto: at 300 steps the embedded model's subject barely leaves its place
 COLUMN, GAP = 380, 30
+# Example 7's files: the names of the checkpoint and motion module most AnimateDiff users have (the tests put tiny
+# models under these names); AnimateDiff's own size.
+AD_CHECKPOINT, AD_MOTION_MODULE = "v1-5-pruned-emaonly.safetensors", "v3_sd15_mm.ckpt"
+AD_SIZE = dict(width=512, height=512)
 
 
 @dataclass
@@ -187,8 +191,31 @@ def sweep() -> Graph:
     return g
 
 
+def animatediff_with_exports() -> Graph:
+    g = Graph("7_animatediff_motion_with_exports", (
+        "## AnimateDiff: learn a motion, use it in AnimateDiff-Evolved\nLoads **your** Stable Diffusion 1.5 "
+        f"checkpoint (`models/checkpoints`) with an AnimateDiff motion module (`models/animatediff_models`, e.g. "
+        f"`{AD_MOTION_MODULE}`), learns the orbit of the reference clip, and samples a new subject doing it.\n\n"
+        "Save LoRA also writes the motion LoRA into `models/animatediff_motion_lora` (AnimateDiff-Evolved's **Load "
+        "AnimateDiff LoRA** lists it) and the appearance LoRA into `models/loras` (ComfyUI's **Load LoRA**). Pick "
+        "your own file names in the loader after a refresh (R)."))
+    model = g.add("MD_LoadAnimateDiffModel", checkpoint=AD_CHECKPOINT, motion_module=AD_MOTION_MODULE)
+    clips = g.add("MD_LoadClips", path=f"{INPUTS}/orbit.mp4", prompt="a red square orbiting", frames=16, stride=1,
+                  fps=8.0, **AD_SIZE)
+    train = g.add("MD_TrainMotion", pipeline=model["pipeline"], clips=clips["clips"], train="both", steps=300,
+                  rank=64, lr_spatial=1e-4, lr_temporal=5e-4, checkpoint_every=100, run_name="orbit_animatediff")
+    g.add("LossGraphNode", loss=train["loss"], filename_prefix="motiondirector/examples/orbit_animatediff_loss")
+    g.add("MD_SaveLora", lora=train["lora"], filename_prefix="orbit_animatediff", export_for_other_tools=True)
+    styled = g.add("MD_ApplyLora", pipeline=model["pipeline"], lora=train["lora"], temporal_scale=1.0,
+                   spatial_scale=0.0)
+    frames = g.add("MD_Sample", pipeline=styled["pipeline"], prompt="a golden retriever orbiting, studio light",
+                   noise_prior=0.0, frames=16, steps=25, cfg=7.5, **AD_SIZE)
+    save_video(g, frames["frames"], "orbit_animatediff_retriever")
+    return g
+
+
 EXAMPLES = (motion_from_one_video, motion_concept_from_clips, generate_with_saved_lora, appearance_plus_motion,
-            animate_an_image, sweep)
+            animate_an_image, sweep, animatediff_with_exports)
 
 
 # ---------------------------------------------------------------------------------------------- UI format

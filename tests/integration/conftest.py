@@ -19,6 +19,10 @@ EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.json"))
 
 # Test-size settings for each node type: the examples' graphs stay as they are, only their numbers shrink.
 FRAMES, SIZE = 4, 32
+AD_SIZE = 64  # the tiny AnimateDiff's SD 1.5 layout downsamples three times: 8x8 latents at least
+# Example 7 names the files most AnimateDiff users have; the tests put the tiny models under those names.
+AD_FILES = {"checkpoints": {"v1-5-pruned-emaonly.safetensors": "sd15.safetensors"},
+            "animatediff_models": {"v3_sd15_mm.ckpt": "mm_v3.ckpt"}}
 SMALL = {
     "MD_LoadClips": dict(width=SIZE, height=SIZE),
     "MD_TrainMotion": dict(steps=2, rank=4),
@@ -29,17 +33,26 @@ SMALL = {
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def server(tmp_path_factory, animatediff_files):
     if not comfyui_installed():
         pytest.skip("the ComfyUI host is not installed: run scripts/install_host.sh")
     base = tmp_path_factory.mktemp("server")
     custom_nodes, diffusers = host_folders(base)  # the pack installed as a user installs it
     loras = base / "models" / "md"
     loras.mkdir(parents=True)
+    folders = {"motiondirector": loras}
+    for folder, files in {**AD_FILES, "loras": {}, "animatediff_motion_lora": {}}.items():
+        folders[folder] = base / "models" / folder
+        folders[folder].mkdir()
+        for name, source in files.items():
+            (folders[folder] / name).symlink_to(animatediff_files / source)
     threads = os.environ.get("MD_TEST_THREADS", "1")
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    with ComfyServer(None, base / "comfy", custom_nodes, diffusers, model_paths={"motiondirector": loras},
-                     env=env) as srv:
+    # Its own base directory: the models folder that exports go to is the session's, not the host's.
+    (base / "home" / "custom_nodes").mkdir(parents=True)  # ComfyUI lists it at start
+    home = ["--base-directory", str(base / "home")]
+    with ComfyServer(None, base / "comfy", custom_nodes, diffusers, model_paths=folders, env=env,
+                     extra_args=home) as srv:
         srv.lora_dir = loras
         yield srv
 
@@ -57,14 +70,19 @@ def api_example(name: str) -> dict:
     return load_json(EXAMPLES / "api" / f"{name}.json")
 
 
+def example_size(prompt: dict) -> int:
+    return AD_SIZE if nodes_of(prompt, "MD_LoadAnimateDiffModel") else SIZE
+
+
 def shrink(prompt: dict) -> dict:
     """The same graph with test-size numbers (see SMALL); frames of clips only where more than one is taken."""
     small = copy.deepcopy(prompt)
+    size = example_size(prompt)
     for node in small.values():
         inputs = node["inputs"]
         for name, value in SMALL.get(node["class_type"], {}).items():
             if name in inputs:
-                inputs[name] = value
+                inputs[name] = size if name in ("width", "height") else value
         if node["class_type"] == "MD_LoadClips" and inputs["frames"] > 1:
             inputs["frames"] = FRAMES
         if node["class_type"] == "MD_TrainMotion" and inputs["checkpoint_every"]:

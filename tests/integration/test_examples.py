@@ -7,7 +7,7 @@ import pytest
 from safetensors import safe_open
 
 from tests.integration.conftest import (
-    EXAMPLE_NAMES, FRAMES, SIZE, api_example, assert_success, nodes_of, saved_files,
+    EXAMPLE_NAMES, FRAMES, api_example, assert_success, example_size, nodes_of, saved_files,
 )
 
 TRAIN_KINDS = {"both": {"temporal", "spatial"}, "spatial": {"spatial"}, "temporal": {"temporal"},
@@ -51,7 +51,7 @@ def test_example_runs_and_writes_decodable_videos(server, run_example, request, 
         source = prompt[create]["inputs"]["images"][0]
         (path,) = saved_files(server, entry, node_id)
         assert path.is_file() and path.suffix == ".mp4"
-        assert decode(path) == (frames_made(prompt, source), SIZE, SIZE)
+        assert decode(path) == (frames_made(prompt, source), example_size(prompt), example_size(prompt))
 
 
 @pytest.mark.parametrize("name", [n for n in EXAMPLE_NAMES if nodes_of(api_example(n), "MD_TrainMotion")])
@@ -69,16 +69,24 @@ def test_trained_loras_are_on_disk_with_their_metadata(server, run_example, name
             assert meta["format"] == "motiondirector-lora" and meta["kind"] == path.stem
             assert meta["rank"] == str(inputs["rank"]) and meta["steps"] == str(inputs["steps"])
             assert meta["base_model"] and meta["seed"] == str(inputs["seed"])
-            assert (meta["width"], meta["height"]) == (str(SIZE), str(SIZE))
+            assert (meta["width"], meta["height"]) == (str(example_size(prompt)),) * 2
         if inputs["checkpoint_every"]:
             assert (final.parent / f"checkpoint-{inputs['checkpoint_every']}").is_dir()
     for node_id in nodes_of(prompt, "MD_SaveLora"):
         (text,) = entry["outputs"][node_id]["text"]
         written = text.splitlines()
         prefix = prompt[node_id]["inputs"]["filename_prefix"]
-        assert sorted(p.rsplit("/", 1)[-1] for p in written) == [f"{prefix}_spatial.safetensors",
-                                                                  f"{prefix}_temporal.safetensors"]
-        for path in written:
+        ours = [p for p in written if "/motiondirector/" in p]
+        assert sorted(p.rsplit("/", 1)[-1] for p in ours) == [f"{prefix}_spatial.safetensors",
+                                                               f"{prefix}_temporal.safetensors"]
+        exports = sorted(set(written) - set(ours))
+        if prompt[node_id]["inputs"].get("export_for_other_tools"):
+            assert [p.rsplit("/", 2)[-2:] for p in exports] == [
+                ["animatediff_motion_lora", f"{prefix}_motion_lora.safetensors"],
+                ["loras", f"{prefix}_appearance_lora.safetensors"]]
+        else:
+            assert not exports
+        for path in ours:
             meta = lora_metadata(path)
             assert meta["format"] == "motiondirector-lora" and path.endswith(f"_{meta['kind']}.safetensors")
             assert meta["frames"] == str(FRAMES)
