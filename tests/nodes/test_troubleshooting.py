@@ -30,7 +30,7 @@ from motiondirector_core.train import TrainCallbacks, train
 from motiondirector_core.train_config import TrainConfig
 from tests.fixtures.media import moving_square, write_audio_only, write_pyav, write_zero_frames
 from tests.fixtures.tiny_model import UNET_CONFIG as TINY_UNET
-from tests.nodes.conftest import pack_module
+from tests.nodes.conftest import pack_module, run_node
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 FAMILY = FAMILIES["modelscope"]
@@ -338,6 +338,46 @@ def cancelled(ctx):
     return error_of(train, ctx.model, clips_for_training(ctx), small_training(ctx, "cancel", steps=3), callbacks)
 
 
+def motion_module_missing(ctx):
+    return error_of(run_node, ctx.comfy, "MD_LoadAnimateDiffModel", checkpoint="tiny_sd15.safetensors",
+                    motion_module="v3_sd15_mm.ckpt", vae="(the checkpoint's own)", dtype="fp32", device="cpu")
+
+
+def checkpoint_missing(ctx):
+    return error_of(run_node, ctx.comfy, "MD_LoadAnimateDiffModel", checkpoint="v1-5-pruned-emaonly.safetensors",
+                    motion_module="tiny_mm_v3.safetensors", vae="(the checkpoint's own)", dtype="fp32", device="cpu")
+
+
+def checkpoint_without_motion_module(ctx):
+    return error_of(load_model, checkpoint=ctx.animatediff / "sd15.safetensors", device="cpu")
+
+
+def checkpoint_as_motion_module(ctx):
+    sd15 = ctx.animatediff / "sd15.safetensors"
+    return error_of(load_model, checkpoint=sd15, motion_module=sd15, device="cpu")
+
+
+def motion_module_as_checkpoint(ctx):
+    mm = ctx.animatediff / "mm_v3.safetensors"
+    return error_of(load_model, checkpoint=mm, motion_module=mm, device="cpu")
+
+
+def sdxl_checkpoint(ctx):
+    from safetensors.torch import save_file
+
+    path = ctx.tmp / "sdxl.safetensors"
+    save_file({"model.diffusion_model.label_emb.0.0.weight": torch.zeros(2, 2)}, str(path))
+    return error_of(load_model, checkpoint=path, motion_module=ctx.animatediff / "mm_v3.safetensors", device="cpu")
+
+
+def too_many_frames_for_animatediff(ctx):
+    from motiondirector_core.sample import SampleSettings, generate
+
+    model = load_model(checkpoint=ctx.animatediff / "sd15.safetensors",
+                       motion_module=ctx.animatediff / "mm_v3.safetensors", device="cpu")
+    return error_of(generate, model, SampleSettings(prompt="a cat", frames=40, width=64, height=64, steps=1))
+
+
 # Quoted message -> what makes it (several ways, where users meet the same message in several ways).
 TRIGGERS = {
     "base model '...' was not found": base_model_not_found,
@@ -346,6 +386,13 @@ TRIGGERS = {
     "has no 'unet/' subfolder": no_unet_folder,
     "is a ... model; supported families": other_family,
     "could not be loaded (...); re-copy the model": damaged_weights,
+    "motion module '...' was not found": motion_module_missing,
+    "checkpoint '...' was not found": checkpoint_missing,
+    "is a single-file checkpoint: AnimateDiff also needs a motion module": checkpoint_without_motion_module,
+    "is not an AnimateDiff motion module": checkpoint_as_motion_module,
+    "is not a Stable Diffusion checkpoint": motion_module_as_checkpoint,
+    "is an SDXL (or other conditioned) checkpoint": sdxl_checkpoint,
+    "frames are more than this animatediff model's temporal layers take": too_many_frames_for_animatediff,
     "LoRA '...' was not found": lora_not_found,
     "does not fit this modelscope model": lora_of_another_model,
     "does not fit this UNet as a temporal LoRA": authors_file_of_another_model,
@@ -377,9 +424,9 @@ TRIGGERS = {
 
 
 @pytest.fixture
-def ctx(comfy, tiny_model, tiny_model_dir, tmp_path, monkeypatch):
+def ctx(comfy, tiny_model, tiny_model_dir, tmp_path, monkeypatch, animatediff_files):
     return SimpleNamespace(comfy=comfy, model=tiny_model, model_dir=tiny_model_dir, tmp=tmp_path,
-                           monkeypatch=monkeypatch)
+                           monkeypatch=monkeypatch, animatediff=animatediff_files)
 
 
 @pytest.mark.parametrize("quoted", [m for m in quoted_messages() if m not in EXTERNAL])
