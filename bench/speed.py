@@ -31,6 +31,7 @@ checkpointing is not counted (model FLOPs, not hardware FLOPs).
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -54,11 +55,17 @@ from motiondirector_core.files import write_json, write_text  # noqa: E402
 RESULTS = REPO / "bench" / "results"
 EMBEDDED = REPO / "models" / "toyworld-t2v"
 RANDOM_ZEROSCOPE = REPO / "output" / "bench" / "zeroscope-random"
+RANDOM_ANIMATEDIFF = REPO / "output" / "bench" / "animatediff-random"
 SETUPS = {
     "cpu": [dict(name="embedded 32x32x8", model=str(EMBEDDED), width=32, height=32, frames=8)],
     "cuda": [dict(name="ZeroScope 384x384x16", model=str(RANDOM_ZEROSCOPE), width=384, height=384, frames=16),
-             dict(name="ZeroScope 576x320x24", model=str(RANDOM_ZEROSCOPE), width=576, height=320, frames=24)],
+             dict(name="ZeroScope 576x320x24", model=str(RANDOM_ZEROSCOPE), width=576, height=320, frames=24),
+             dict(name="AnimateDiff v3 512x512x16", model=str(RANDOM_ANIMATEDIFF), width=512, height=512, frames=16)],
 }
+# The full architectures whose model FLOPs every report lists (counted on the meta device: no weights, any machine).
+ARCHITECTURES = [("ZeroScope", "modelscope", 384, 384, 16), ("ZeroScope", "modelscope", 576, 320, 24),
+                 ("AnimateDiff v3", "v3", 512, 512, 16), ("AnimateDiff v2", "v2", 512, 512, 16),
+                 ("AnimateDiff v3", "v3", 256, 256, 16)]
 VARIANTS = {
     "cpu": {"ours": dict(dtype="fp32", precision="fp32", gradient_checkpointing=False, cache_encodings=True),
             "baseline": dict(dtype="fp32", precision="bf16", gradient_checkpointing=True, cache_encodings=False)},
@@ -135,23 +142,94 @@ def run_cell(cell: dict, workers: Workers, key: str) -> dict:
     return {**workers.run(key, cell), "wall_seconds": round(time.time() - began, 1)}
 
 
-def unet_forward_flops(model_dir: str, frames: int, height: int, width: int, batch: int = 1) -> int:
-    """FLOPs of one UNet forward at this size, counted on the meta device (no memory, no weights)."""
-    from diffusers import UNet3DConditionModel
+def architecture_unet(kind: str):
+    """The full UNet of ZeroScope ("modelscope") or AnimateDiff ("v2", "v3") on the meta device, as its family
+    prepares it, with its text width."""
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNet3DConditionModel, UNetMotionModel
+
+    from motiondirector_core.families.animatediff.single_file import SD15
+    from motiondirector_core.models import FAMILIES
+
+    with torch.device("meta"):
+        if kind == "modelscope":
+            family, unet = FAMILIES["modelscope"], UNet3DConditionModel(**FAMILIES["modelscope"].zeroscope_unet_config)
+        else:
+            config = json.loads((SD15 / "unet" / "config.json").read_text())
+            unet2d = UNet2DConditionModel(**{k: v for k, v in config.items() if not k.startswith("_")})
+            adapter = MotionAdapter(use_motion_mid_block=kind == "v2", motion_max_seq_length=32)
+            family, unet = FAMILIES["animatediff"], UNetMotionModel.from_unet2d(unet2d, adapter, load_weights=False)
+    family.prepare_unet(unet)
+    return unet
+
+
+def counted_flops(unet, frames: int, height: int, width: int, batch: int = 1, tokens: int = 77,
+                  factor: int = 8) -> int:
     from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        sample = torch.empty(batch, unet.config.in_channels, frames, height // factor, width // factor)
+        text = torch.empty(batch, tokens, unet.config.cross_attention_dim)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            unet(sample, torch.tensor([500] * batch), encoder_hidden_states=text)
+    return int(counter.get_total_flops())
+
+
+@functools.lru_cache(maxsize=1)
+def _architecture_flops() -> tuple:
+    return tuple(architecture_flops_rows())
+
+
+def architecture_flops() -> list[dict]:
+    """architecture_flops_rows(), counted once per process (ten seconds of meta-device tracing)."""
+    return [dict(row) for row in _architecture_flops()]
+
+
+def architecture_flops_rows() -> list[dict]:
+    """Model FLOPs of the full architectures (ARCHITECTURES): a UNet forward, a training step with both paths, a
+    video sampled with guidance (the family's steps: ZeroScope 30, AnimateDiff 25)."""
+    rows = []
+    for label, kind, width, height, frames in ARCHITECTURES:
+        unet = architecture_unet(kind)
+        clip, frame = counted_flops(unet, frames, height, width), counted_flops(unet, 1, height, width)
+        steps = 30 if kind == "modelscope" else 25
+        guided = counted_flops(unet, frames, height, width, batch=2)
+        rows.append({"architecture": f"{label} {width}x{height}x{frames}", "forward": clip,
+                     "both": 2 * clip + 2 * frame, "sample": steps * guided, "sample_steps": steps})
+    return rows
+
+
+def meta_unet(model_dir: str):
+    """The UNet of a diffusers model folder on the meta device, prepared as its family loads it (the single-frame
+    bypass, so that a one-frame forward is the spatial path as the trainer runs it)."""
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNet3DConditionModel, UNetMotionModel
 
     from motiondirector_core.models import FAMILIES
 
-    config = UNet3DConditionModel.load_config(Path(model_dir) / "unet")
+    folder = Path(model_dir)
+    animatediff = (folder / "motion_adapter").is_dir()
+    family = FAMILIES["animatediff" if animatediff else "modelscope"]
+    with torch.device("meta"):
+        if animatediff:
+            unet = UNetMotionModel.from_unet2d(
+                UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")),
+                MotionAdapter.from_config(MotionAdapter.load_config(folder / "motion_adapter")), load_weights=False)
+        else:
+            unet = UNet3DConditionModel.from_config(UNet3DConditionModel.load_config(folder / "unet"))
+    family.prepare_unet(unet)
+    return unet
+
+
+def unet_forward_flops(model_dir: str, frames: int, height: int, width: int, batch: int = 1) -> int:
+    """FLOPs of one UNet forward at this size, counted on the meta device (no memory, no weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    unet = meta_unet(model_dir)
     vae = json.loads((Path(model_dir) / "vae" / "config.json").read_text())
     tokens = json.loads((Path(model_dir) / "tokenizer" / "tokenizer_config.json").read_text())["model_max_length"]
     factor = 2 ** (len(vae["block_out_channels"]) - 1)
     with torch.device("meta"):
-        unet = UNet3DConditionModel.from_config(config)
-        if frames == 1:
-            FAMILIES["modelscope"].install_bypass(unet)  # the spatial path, as the trainer runs it
-        sample = torch.empty(batch, config["in_channels"], frames, height // factor, width // factor)
-        text = torch.empty(batch, min(int(tokens), 77), config["cross_attention_dim"])
+        sample = torch.empty(batch, unet.config.in_channels, frames, height // factor, width // factor)
+        text = torch.empty(batch, min(int(tokens), 77), unet.config.cross_attention_dim)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             unet(sample, torch.tensor([500] * batch), encoder_hidden_states=text)
     return int(counter.get_total_flops())
@@ -190,14 +268,18 @@ def measure(device: str, rounds: int, steps: int, warmup: int, threads: int, qui
         variants = {"ours": variants["ours"], "compiled": {**variants["ours"], "compile": True}, **variants}
     common = dict(device=device, threads=threads, rank=32, steps=steps, warmup=warmup, sample_steps=30, cfg=12.0,
                   invert_steps=50, repeats=1 if quick else 3)
-    if device == "cuda" and any(s["model"] == str(RANDOM_ZEROSCOPE) for s in setups):
+    if device == "cuda" and any(s["model"] in (str(RANDOM_ZEROSCOPE), str(RANDOM_ANIMATEDIFF)) for s in setups):
         sys.path.insert(0, str(REPO / "bench"))
+        from random_animatediff import write_random_animatediff
         from random_zeroscope import write_random_zeroscope
 
-        write_random_zeroscope(RANDOM_ZEROSCOPE, device="cuda")
+        if any(s["model"] == str(RANDOM_ZEROSCOPE) for s in setups):
+            write_random_zeroscope(RANDOM_ZEROSCOPE, device="cuda")
+        if any(s["model"] == str(RANDOM_ANIMATEDIFF) for s in setups):
+            write_random_animatediff(RANDOM_ANIMATEDIFF, device="cuda")
         torch.cuda.empty_cache()  # the workers measure on the same GPU: this process keeps none of it
     data = {"device": device, "machine": machine(device), "rounds": rounds, "steps": steps, "warmup": warmup,
-            "variants": variants, "rows": [], "skipped": []}
+            "variants": variants, "rows": [], "skipped": [], "architecture_flops": architecture_flops()}
     flops = {setup["name"]: step_flops(setup) for setup in setups}
 
     def record(workers: Workers, setup: dict, variant: str, task: str, mode: str = "both", round_: int = 0) -> None:
@@ -305,6 +387,15 @@ def summarise(data: dict, peak: float | None) -> list[str]:
                 task = "video, 30 steps, guidance 12" if r["task"] == "sample" else "DDIM inversion, 50 steps"
                 lines.append(f"| {r['variant']} | {task} | {seconds:.3f} | {_gb(r['peak_memory_bytes'])} | "
                              f"{r['model_flops'] / seconds / 1e12:.3g} |")
+        lines.append("")
+    if data.get("architecture_flops"):
+        lines += ["## Model FLOPs of the full architectures", "",
+                  "Counted on the meta device (torch FlopCounterMode), whatever this run measured.", "",
+                  "| architecture | UNet forward (TFLOPs) | training step, both paths | video with guidance |",
+                  "|---|---|---|---|"]
+        for r in data["architecture_flops"]:
+            lines.append(f"| {r['architecture']} | {r['forward'] / 1e12:.4g} | {r['both'] / 1e12:.4g} | "
+                         f"{r['sample'] / 1e12:.4g} ({r['sample_steps']} steps) |")
         lines.append("")
     for r in rows:
         if r["task"] == "profile":

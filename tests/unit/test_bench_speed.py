@@ -84,6 +84,34 @@ def test_flops_match_the_zeroscope_figures(bench, tmp_path):
     assert bench.unet_forward_flops(str(folder), 24, 320, 576) / 1e12 == pytest.approx(21.4, rel=0.01)
 
 
+def test_every_report_counts_the_full_architectures_animatediff_too(bench):
+    rows = {r["architecture"]: r for r in bench.architecture_flops()}
+    assert rows["ZeroScope 384x384x16"]["forward"] / 1e12 == pytest.approx(11.26, rel=0.01)
+    v3, v2 = rows["AnimateDiff v3 512x512x16"], rows["AnimateDiff v2 512x512x16"]
+    # SD 1.5 at 64x64 latents, 16 frames, plus the motion modules: measured 17.67 TFLOPs (v2's mid block adds 0.4%)
+    assert v3["forward"] / 1e12 == pytest.approx(17.67, rel=0.01) and v3["forward"] < v2["forward"] < 1.01 * v3["forward"]
+    assert v3["sample"] == 25 * 2 * v3["forward"] and v3["both"] > 2 * v3["forward"]
+    lines = "\n".join(bench.summarise({"rows": [], "variants": {}, "architecture_flops": list(rows.values())}, None))
+    assert "| AnimateDiff v3 512x512x16 | 17.67 |" in lines
+
+
+def test_random_animatediff_folder_loads_and_trains(tmp_path, monkeypatch):
+    """bench/random_animatediff.py at toy sizes: the diffusers AnimateDiff folder it writes loads as AnimateDiff."""
+    from motiondirector_core.models import load_model
+
+    random_animatediff = load_bench("random_animatediff")
+    small = {"unet": dict(block_out_channels=[32, 64, 64, 64], cross_attention_dim=32),
+             "vae": dict(block_out_channels=[32, 32, 32, 32], layers_per_block=1),
+             "text_encoder": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=1,
+                                  projection_dim=32),
+             "motion_adapter": dict(block_out_channels=[32, 64, 64, 64])}
+    original = random_animatediff.config
+    monkeypatch.setattr(random_animatediff, "config", lambda part: {**original(part), **small[part]})
+    folder = random_animatediff.write_random_animatediff(tmp_path / "animatediff-random", dtype=torch.float32)
+    model = load_model(folder, device="cpu")
+    assert model.family.name == "animatediff" and len(model.family.lora_targets(model.unet, "temporal")) == 200
+
+
 def test_gpu_report_checks_every_gpu_target(bench, tiny_model_dir, monkeypatch, tmp_path):
     """No GPU here: the GPU run's bookkeeping (variants, rounds, targets, report) with the workers' answers faked, so
     that the first real `--device cuda` run cannot fail at its end on a report bug."""
