@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .cli_common import CancelOnInterrupt, format_duration, reference_sampling, resolve_device
+from .cli_common import (CancelOnInterrupt, format_duration, model_files, model_flags, reference_sampling,
+                         resolve_device)
 from .errors import Cancelled, MotionDirectorError
 from .train_config import MOTION_LAYERS, PRECISIONS, TRAIN_MODES  # plain dataclasses: no torch
 
@@ -55,16 +56,6 @@ def train_config_from_args(args):
             "no clips given: pass --clips PATH [PATH ...] (videos, images or folders) or set 'clips' in --config."
         )
     return config
-
-
-def model_files(values) -> dict:
-    """model / checkpoint / motion_module / vae of a config or the parsed flags, the ones given."""
-    names = ("model", "checkpoint", "motion_module", "vae")
-    return {name: getattr(values, name) for name in names if getattr(values, name, None)}
-
-
-def model_flags(files: dict) -> list[str]:
-    return [part for name, value in files.items() for part in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def sampling_for(config):

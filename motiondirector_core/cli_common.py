@@ -64,3 +64,13 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def model_files(values) -> dict:
+    """model / checkpoint / motion_module / vae of a config or the parsed flags, the ones given."""
+    names = ("model", "checkpoint", "motion_module", "vae")
+    return {name: getattr(values, name) for name in names if getattr(values, name, None)}
+
+
+def model_flags(files: dict) -> list[str]:
+    return [part for name, value in files.items() for part in (f"--{name.replace('_', '-')}", str(value))]

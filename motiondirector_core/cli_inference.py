@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .cli_common import CancelOnInterrupt, resolve_device
+from .cli_common import CancelOnInterrupt, model_files, model_flags, resolve_device
 from .errors import MotionDirectorError
 from .files import write_json
 
@@ -37,8 +37,6 @@ SAMPLING_DEFAULTS = {"frames": "frames", "width": "width", "height": "height", "
 
 
 def base_files(args) -> dict:
-    from .cli import model_files
-
     files = model_files(args)
     if not files.get("model") and not files.get("checkpoint"):
         raise MotionDirectorError("no model given: pass --model DIR, or --checkpoint FILE with --motion-module FILE.")
@@ -180,8 +178,6 @@ def _check_output_video(out: Path) -> None:
 
 def reproduce_command(record: dict) -> str:
     """The generate command line that makes this video again."""
-    from .cli import model_flags
-
     parts = ["python", "-m", "motiondirector_core", "generate", *model_flags(record["model_files"]),
              "--prompt", record["prompt"], "--out", record["video"]]
     if record["negative_prompt"]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import lora
 from .errors import MotionDirectorError
 from .files import write_json, write_text
-from .invert import NoisePrior
+from .noise_prior import NoisePrior
 from .sample import SampleSettings, check_settings, generate
 
 CSV_COLUMNS = ("prompt_index", "prompt", "temporal_scale", "spatial_scale", "seed", "video", "settings")

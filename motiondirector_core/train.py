@@ -458,6 +458,7 @@ class _Run:
         from .video_io import write_video
 
         v, model, unet = self.config.validation, self.model, self.unet
+        defaults = model.family.defaults
         reference = next((c for c in self.clips if not c.is_image), self.clips[0])
         # In spatial-only training the spatial LoRA is the one to look at, whatever spatial_scale says.
         spatial_scale = v.spatial_scale if self.mode != "spatial" or v.spatial_scale else 1.0
@@ -474,7 +475,8 @@ class _Run:
                 for i, prompt in enumerate(v.prompts):
                     settings = SampleSettings(
                         prompt=prompt, frames=v.frames or reference.frames, width=v.width or reference.width,
-                        height=v.height or reference.height, steps=v.steps, cfg=v.cfg, seed=v.seed,
+                        height=v.height or reference.height, steps=v.steps or defaults.sample_steps,
+                        cfg=defaults.cfg if v.cfg is None else v.cfg, seed=v.seed,
                         noise_prior=v.noise_prior,
                     )
                     try:

@@ -22,8 +22,8 @@ class ValidationConfig:
     frames: int | None = None  # None: the training frames / size
     width: int | None = None
     height: int | None = None
-    steps: int = 30
-    cfg: float = 12.0
+    steps: int | None = None  # None: the family's (ModelScope 30, AnimateDiff 25)
+    cfg: float | None = None  # None: the family's (ModelScope 12, AnimateDiff 7.5)
     spatial_scale: float = 0.0
     temporal_scale: float = 1.0
     noise_prior: float = 0.0

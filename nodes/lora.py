@@ -35,7 +35,7 @@ class SaveLora(io.ComfyNode):
                 Lora.Input("lora", tooltip="LoRAs from training or a loader."),
                 io.String.Input("filename_prefix", default="my_motion", tooltip=(
                     "Name inside output/motiondirector (may contain sub-folders); files end in _temporal, _spatial ...")),
-                io.Boolean.Input("export_for_other_tools", default=False, tooltip=(
+                io.Boolean.Input("export_for_other_tools", default=False, optional=True, tooltip=(
                     "Also write the LoRAs in the formats the tools you already run read. AnimateDiff: the motion "
                     "LoRA into models/animatediff_motion_lora (AnimateDiff-Evolved's Load AnimateDiff LoRA) and the "
                     "appearance LoRA into models/loras (ComfyUI's Load LoRA, model only), named <prefix>_...")),

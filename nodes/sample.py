@@ -2,7 +2,8 @@
 
 from comfy_api.latest import io
 
-from ..motiondirector_core.sample import SCHEDULERS, SampleSettings, generate
+from ..motiondirector_core.sample import SampleSettings, generate
+from ..motiondirector_core.schedulers import SCHEDULERS
 from .progress import SamplingProgress, cancel_requested, interruptible
 from .types import CATEGORY, Noise, Pipeline
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import MotionDirectorError
 from ..files import atomic_dir, write_json
-from ..sample import scheduler_from_config
+from ..schedulers import scheduler_from_config
 from . import architecture
 from .dataset import ToyDataset, to_float, to_uint8
 from .pretrain_state import EMA, Progress, StepTimer, learning_rate, load_checkpoint, save_checkpoint, step_generator

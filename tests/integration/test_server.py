@@ -35,7 +35,7 @@ def test_object_info_lists_every_node_of_the_pack(object_info):
 def test_workflow_templates_lists_the_examples(server):
     templates = server.get("/workflow_templates")
 
-    assert len(EXAMPLE_NAMES) == 6
+    assert len(EXAMPLE_NAMES) == 7
     assert sorted(templates[PACK]) == EXAMPLE_NAMES
     for name in EXAMPLE_NAMES:
         served = server.get(f"/api/workflow_templates/{PACK}/{name}.json")
