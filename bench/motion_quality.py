@@ -56,7 +56,7 @@ from motiondirector_core.metrics.evaluate import evaluate  # noqa: E402
 from motiondirector_core.models import load_model  # noqa: E402
 from motiondirector_core.pipeline import LoraSet, Pipeline  # noqa: E402
 from motiondirector_core.sample import SampleSettings, generate  # noqa: E402
-from motiondirector_core.toyworld.clips import HELD_OUT_MOTIONS, caption, make_clip  # noqa: E402
+from motiondirector_core.toyworld.clips import HELD_OUT_MOTIONS, PHRASES, caption, make_clip  # noqa: E402
 from motiondirector_core.train import train  # noqa: E402
 from motiondirector_core.train_config import TrainConfig  # noqa: E402
 from motiondirector_core.video_io import write_image  # noqa: E402
@@ -94,13 +94,18 @@ class Settings:
     size: int = 32
     frames: int = 8
     variants: tuple[str, ...] = VARIANTS
+    captions: str = "look"  # look: the references' captions name colour and shape; shape: the shape alone
 
 
 def reference_clips(motion: str, settings: Settings) -> list[Clip]:
+    """The references of a motion, captioned with their whole look ("a red square moving in a zigzag") or, with
+    captions="shape", with their class alone ("a square moving in a zigzag"): then the caption does not carry the
+    colour, as a real caption names "a man", not this man, and the colour is what can leak."""
     clips = []
     for seed in REFERENCE_SEEDS:
         toy = make_clip(size=settings.size, frames=settings.frames, motion=motion, seed=seed, **REFERENCE)
-        clips.append(Clip(frames=toy.frames, prompt=toy.caption, source=f"{motion} seed {seed}"))
+        prompt = toy.caption if settings.captions == "look" else f"a {REFERENCE['shape']} {PHRASES[toy.motion]}"
+        clips.append(Clip(frames=toy.frames, prompt=prompt, source=f"{motion} seed {seed}"))
     return clips
 
 
@@ -302,7 +307,9 @@ def write_table(data: dict, out: Path) -> None:
         "",
         f"Made by `{command}` in {minutes:.0f} min ({data.get('threads', 2)} CPU threads). "
         f"References: {len(REFERENCE_SEEDS)} clips of a {REFERENCE['colour']} {REFERENCE['shape']} "
-        f"({REFERENCE['background']} background) per motion; {s['steps']} training steps, lr {s['lr']:g}, "
+        f"({REFERENCE['background']} background) per motion, captioned "
+        f"{'by their shape alone (the colour unnamed)' if s.get('captions') == 'shape' else 'with colour and shape'}; "
+        f"{s['steps']} training steps, lr {s['lr']:g}, "
         f"rank {s['rank']}, training seed {s['train_seed']}; samples: "
         f"{len(NEW_APPEARANCES)} new appearances x seeds {list(s['sample_seeds'])}, {s['sample_steps']} DDIM steps, "
         f"cfg {s['cfg']:g}, {s['frames']} frames at {s['size']} px, motion LoRA at 1, spatial LoRA off.",
@@ -337,6 +344,8 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="training steps of every variant (default 900)")
     parser.add_argument("--lr", type=float, help="learning rate of every LoRA (default 1e-3)")
     parser.add_argument("--rank", type=int, help="LoRA rank (default 16)")
+    parser.add_argument("--captions", choices=("look", "shape"), help="references captioned with their whole look "
+                        "(default) or their shape alone, the colour unnamed")
     parser.add_argument("--variants", help=f"comma-separated variants to run (default {','.join(VARIANTS)}; also "
                                            f"{', '.join(EXTRA_VARIANTS)}); the probes run with full")
     parser.add_argument("--model", type=Path, default=MODEL, help="the small-world model folder")
@@ -355,6 +364,8 @@ def main(argv=None) -> int:
         settings = Settings(motions=("orbit",), steps=60, sample_seeds=(0,))
     if args.motions:
         settings.motions = tuple(m.strip() for m in args.motions.split(","))
+    if args.captions:
+        settings.captions = args.captions
     if args.variants:
         settings.variants = tuple(v.strip() for v in args.variants.split(","))
         unknown = sorted(set(settings.variants) - set(VARIANTS) - set(EXTRA_VARIANTS))

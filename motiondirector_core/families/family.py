@@ -96,6 +96,29 @@ class ModelFamily:
         t, encoder_hidden_states=[B, tokens, dim])`, and to run one frame through its spatial layers alone."""
         self.install_bypass(unet)
 
+    def load_folder(self, source: ModelSource, dtype: torch.dtype, device: torch.device, load_unet, layout: str):
+        """A diffusers folder: the SD parts (VAE, CLIP text encoder, tokenizer, scheduler) read the same for every
+        family, the UNet by `load_unet(path)`; `layout` says what the folder must hold, for the message."""
+        import json
+
+        from diffusers import AutoencoderKL
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        path = source.folder
+        for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+            if not (path / sub).is_dir():
+                raise MotionDirectorError(f"model folder {path} has no '{sub}/' subfolder: {layout}.")
+        try:
+            unet = load_unet(path)
+            vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
+            text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", torch_dtype=dtype)
+            tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
+            scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:  # what damaged or incomplete files raise
+            raise MotionDirectorError(f"model folder {path} could not be loaded ({exc}); re-copy the model.") from exc
+        return self.assemble(source, path.name, path, unet, vae, text_encoder, tokenizer, scheduler_config, dtype,
+                             device)
+
     def assemble(self, source, name, path, unet, vae, text_encoder, tokenizer, scheduler_config, dtype, device):
         """The loaded parts as a BaseModel: single-frame bypass, kept dtype, frozen, in eval mode, on the device."""
         self.prepare_unet(unet)

@@ -65,6 +65,9 @@ def test_the_reference_clips_share_one_appearance_and_one_motion(bench):
     clips = bench.reference_clips("zigzag", bench.Settings())
     assert len(clips) == len(bench.REFERENCE_SEEDS)
     assert {c.prompt for c in clips} == {"a red square moving in a zigzag"}
+    unnamed = bench.reference_clips("zigzag", bench.Settings(captions="shape"))
+    assert {c.prompt for c in unnamed} == {"a square moving in a zigzag"}  # the colour left to the frames
+    assert all(torch.equal(a.frames, b.frames) for a, b in zip(clips, unnamed))
     assert all(tuple(c.frames.shape) == (8, 32, 32, 3) for c in clips)
     assert not any(shape == "square" or colour == "red" for shape, colour in bench.NEW_APPEARANCES)
 

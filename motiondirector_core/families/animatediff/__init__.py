@@ -115,33 +115,19 @@ class AnimateDiffFamily(ModelFamily):
 
     def _load_folder(self, source: ModelSource, dtype: torch.dtype, device: torch.device):
         """A diffusers AnimateDiff folder: the SD parts beside `motion_adapter/` (or a saved UNetMotionModel)."""
-        from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
+        from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
-        path = source.folder
-        for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
-            if not (path / sub).is_dir():
-                raise MotionDirectorError(
-                    f"model folder {path} has no '{sub}/' subfolder: an AnimateDiff diffusers folder holds unet/, vae/, "
-                    f"text_encoder/, tokenizer/, scheduler/ and motion_adapter/."
-                )
-        try:
-            unet_class = json.loads((path / "unet" / "config.json").read_text()).get("_class_name")
-            if unet_class == "UNetMotionModel":
-                unet = UNetMotionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
-            else:
-                unet2d = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
-                adapter = MotionAdapter.from_pretrained(path / "motion_adapter", torch_dtype=dtype)
-                with single_file.quiet_casts():
-                    unet = UNetMotionModel.from_unet2d(unet2d, adapter).to(dtype)
-            vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
-            text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", torch_dtype=dtype)
-            tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
-            scheduler = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise MotionDirectorError(f"model folder {path} could not be loaded ({exc}); re-copy the model.") from exc
+        def load_unet(path: Path):
+            if json.loads((path / "unet" / "config.json").read_text()).get("_class_name") == "UNetMotionModel":
+                return UNetMotionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
+            unet2d = UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
+            adapter = MotionAdapter.from_pretrained(path / "motion_adapter", torch_dtype=dtype)
+            return UNetMotionModel.from_unet2d(unet2d, adapter).to(dtype)
+
         with single_file.quiet_casts():
-            return self.assemble(source, path.name, path, unet, vae, text_encoder, tokenizer, scheduler, dtype, device)
+            return self.load_folder(source, dtype, device, load_unet,
+                                    "an AnimateDiff diffusers folder holds unet/, vae/, text_encoder/, tokenizer/, "
+                                    "scheduler/ and motion_adapter/")
 
     def max_frames(self, unet: torch.nn.Module) -> int | None:
         return int(unet.config.get("motion_max_seq_length") or 32)

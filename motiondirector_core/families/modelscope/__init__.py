@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from ...base_model import BaseModel
-from ...errors import MotionDirectorError
 from ...single_frame import install_single_frame_bypass, plain_identity
 from ..family import FamilyDefaults, ModelFamily, ModelSource
 from . import released
@@ -97,26 +96,13 @@ class ModelScopeFamily(ModelFamily):
                                                   TransformerTemporalModel: _transformer_identity})
 
     def load(self, source: ModelSource, dtype: torch.dtype, device: torch.device) -> BaseModel:
-        from diffusers import AutoencoderKL, UNet3DConditionModel
-        from transformers import CLIPTextModel, CLIPTokenizer
+        from diffusers import UNet3DConditionModel
 
-        path = source.folder
-        for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
-            if not (path / sub).is_dir():
-                raise MotionDirectorError(
-                    f"model folder {path} has no '{sub}/' subfolder: it must be a complete diffusers folder "
-                    f"(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."
-                )
-        try:
-            unet = UNet3DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
-            vae = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
-            text_encoder = CLIPTextModel.from_pretrained(path / "text_encoder", torch_dtype=dtype)
-            tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
-            scheduler_config = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:  # what damaged or incomplete files raise
-            raise MotionDirectorError(f"model folder {path} could not be loaded ({exc}); re-copy the model.") from exc
-        return self.assemble(source, path.name, path, unet, vae, text_encoder, tokenizer, scheduler_config,
-                              dtype, device)
+        return self.load_folder(
+            source, dtype, device, lambda path: UNet3DConditionModel.from_pretrained(path, subfolder="unet",
+                                                                                    torch_dtype=dtype),
+            "it must be a complete diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, "
+            "scheduler/)")
 
     def kind_of(self, module_path: str) -> str | None:
         parts = module_path.split(".")
