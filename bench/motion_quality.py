@@ -19,7 +19,8 @@ steps, learning rate, rank and seed for every trained one:
 and, with --variants, two of the reference trainer's ways that differ from ours (the correctness issue's question):
 
     full-reference-order   full, the temporal pass seeing the spatial LoRA as the step began (update_order=reference)
-    full-output-dropout    full, LoRA dropout on the adapter's output as the reference's layer (dropout_placement=output)
+    full-output-dropout    full, LoRA dropout on the adapter's output as the reference's layer
+                           (dropout_placement=output)
 
 Each then samples new appearances (prompts naming other colours and shapes, x seeds): the motion LoRA at 1 and the
 spatial LoRA off (the coupled LoRA at 1, having no split). Two probes, sampled from the full variant's motion LoRA

@@ -1,7 +1,8 @@
 """Activation (gradient) checkpointing for UNets whose diffusers class does not offer it.
 
 diffusers' text-to-video UNet3D sets `_supports_gradient_checkpointing = False`, so
-`enable_gradient_checkpointing()` refuses, and the other families' UNets do it differently. Here each down, mid and up block's forward is wrapped in
+`enable_gradient_checkpointing()` refuses, and the other families' UNets do it differently. Here each down, mid
+and up block's forward is wrapped in
 `torch.utils.checkpoint.checkpoint(use_reentrant=False)`: its activations are recomputed in the
 backward pass instead of kept, with the same RNG state (so LoRA dropout masks match). Weights,
 module tree and state-dict keys are untouched; only an instance attribute `forward` is added.

@@ -168,7 +168,8 @@ def _add_sampling(parser) -> None:
     add("--negative-prompt", metavar="TEXT", default="", help="negative prompt (default: empty, as the method)")
     add("--frames", type=int, metavar="N", help="frames to generate" + FAMILY_DEFAULT.format(m=16, a=16))
     add("--width", type=int, metavar="N", help="width in pixels, a multiple of 8" + FAMILY_DEFAULT.format(m=384, a=512))
-    add("--height", type=int, metavar="N", help="height in pixels, a multiple of 8" + FAMILY_DEFAULT.format(m=384, a=512))
+    add("--height", type=int, metavar="N",
+        help="height in pixels, a multiple of 8" + FAMILY_DEFAULT.format(m=384, a=512))
     add("--steps", type=int, metavar="N", help="denoising steps" + FAMILY_DEFAULT.format(m=30, a=25))
     add("--cfg", type=float, metavar="X", help="classifier-free guidance scale" + FAMILY_DEFAULT.format(m=12, a=7.5))
     add("--scheduler", metavar="NAME", default="ddim", help=f"one of {', '.join(SCHEDULER_NAMES)} (default ddim)")
@@ -219,7 +220,8 @@ def _add_train(sub) -> None:
                    help="learning rate of the temporal LoRA" + FAMILY_DEFAULT.format(m="5e-4", a="5e-4"))
     p.add_argument("--weight-decay", type=float, metavar="X",
                    help="AdamW weight decay (default 1e-2 one video, 1e-4 several)")
-    p.add_argument("--beta", type=float, metavar="X", help="share of the anchor frame that the appearance-debiased loss subtracts inside "
+    p.add_argument("--beta", type=float, metavar="X",
+                   help="share of the anchor frame that the appearance-debiased loss subtracts inside "
                         "phi(e) = sqrt(beta^2 + 1) e - beta e[anchor] (default 1, as the method; 0 turns that loss "
                         "off). The debiased term always has weight 1")
     p.add_argument("--motion-layers", choices=MOTION_LAYERS,
@@ -304,12 +306,14 @@ def _add_invert(sub) -> None:
     p.add_argument("--clip", metavar="PATH", required=True, help="reference video or image")
     p.add_argument("--out", required=True, metavar="NOISE.safetensors", help="noise file to write")
     p.add_argument("--steps", type=int, metavar="N", default=50, help="DDIM inversion steps (default 50)")
-    p.add_argument("--frames", type=int, metavar="N", help="frames to take from the clip" + FAMILY_DEFAULT.format(m=16, a=16))
+    p.add_argument("--frames", type=int, metavar="N",
+                   help="frames to take from the clip" + FAMILY_DEFAULT.format(m=16, a=16))
     p.add_argument("--fps", type=float, metavar="X",
                    help="read the clip at this many frames per second, as training does (default 8; 0: --stride)")
     p.add_argument("--stride", type=int, metavar="N", help="take every stride-th frame instead of sampling by --fps")
     p.add_argument("--width", type=int, metavar="N", help="width in pixels" + FAMILY_DEFAULT.format(m=384, a=512))
-    p.add_argument("--height", type=int, metavar="N", help="height in pixels" + FAMILY_DEFAULT.format(m=384, a=512))
+    p.add_argument("--height", type=int, metavar="N",
+                   help="height in pixels" + FAMILY_DEFAULT.format(m=384, a=512))
     _add_runtime(p, "model dtype (default bf16 on a CUDA GPU that has it, else fp16; fp32 on CPU)")
     p.set_defaults(run=run_invert)
 

@@ -357,6 +357,7 @@ class _Run:
             passes.reverse()
         for run_pass in passes:
             run_pass()
+        # The log and the progress lines name the spatial loss first, whichever pass ran first.
         return dict(sorted(losses.items(), key=lambda item: not item[0].startswith("spatial")))
 
     def _pass(self, name, active, noisy, target, clip, t, anchor=None) -> dict[str, float]:
@@ -420,7 +421,8 @@ class _Run:
         prompts = list(dict.fromkeys(c.prompt for c in self.clips))
         return dict(
             base_family=self.model.family.name, base_model=self.model.name, frames=frames, width=width, height=height,
-            **self._sampling_record(clip_index), steps=self.step, seed=self.config.seed, train_mode=self.mode, alpha=self.config.alpha,
+            **self._sampling_record(clip_index), steps=self.step, seed=self.config.seed, train_mode=self.mode,
+            alpha=self.config.alpha,
             prompt=reference.prompt if clip_index is not None else " | ".join(prompts),
             noise_prior=0.5 if len(videos) == 1 else 0.0, clip_index=clip_index,
             motion_layers=self.config.motion_layers if self.adapters[name] == "temporal" else None,

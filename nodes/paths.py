@@ -98,7 +98,8 @@ def model_file(folder: str, name: str, what: str) -> Path:
     """A file of one of ComfyUI's model folders (checkpoints, vae, animatediff_models ...)."""
     path = folder_paths.get_full_path(folder, name) if name else None
     if path is None:
-        where = ", ".join(folder_paths.get_folder_paths(folder)) if folder in folder_paths.folder_names_and_paths else folder
+        known = folder in folder_paths.folder_names_and_paths
+        where = ", ".join(folder_paths.get_folder_paths(folder)) if known else f"models/{folder}"
         raise MotionDirectorError(f"{what} {name!r} was not found: put it in {where} and refresh (R).")
     return Path(path)
 

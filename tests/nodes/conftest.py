@@ -15,7 +15,8 @@ MODEL_NAME = "tiny-t2v"
 
 # The tiny AnimateDiff files under the names users' files have, in ComfyUI's and AnimateDiff-Evolved's folders.
 ANIMATEDIFF_FILES = {"checkpoints": {"tiny_sd15.safetensors": "sd15.safetensors"},
-                     "animatediff_models": {"tiny_mm_v2.ckpt": "mm_v2.ckpt", "tiny_mm_v3.safetensors": "mm_v3.safetensors"},
+                     "animatediff_models": {"tiny_mm_v2.ckpt": "mm_v2.ckpt",
+                                            "tiny_mm_v3.safetensors": "mm_v3.safetensors"},
                      "vae": {"tiny_vae.safetensors": "vae.safetensors"}, "loras": {}, "animatediff_motion_lora": {}}
 
 

@@ -38,7 +38,8 @@ def test_single_files_load_exactly_through_the_converters(animatediff_files, mot
     assert model.family is FAMILY and model.name == f"sd15+{motion_file.rsplit('.', 1)[0]}"
     assert same_state(model.unet, reference_motion_unet(animatediff_files, version))
     assert same_state(model.vae, AutoencoderKL.from_pretrained(animatediff_files / "diffusers" / "vae"))
-    assert same_state(model.text_encoder, CLIPTextModel.from_pretrained(animatediff_files / "diffusers" / "text_encoder"))
+    text_encoder = CLIPTextModel.from_pretrained(animatediff_files / "diffusers" / "text_encoder")
+    assert same_state(model.text_encoder, text_encoder)
     assert (model.unet.mid_block.motion_modules is not None) if version == "v2" else not hasattr(
         model.unet.mid_block, "motion_modules")
     assert FAMILY.max_frames(model.unet) == 32 and model.latent_scale == pytest.approx(0.18215)
@@ -47,8 +48,9 @@ def test_single_files_load_exactly_through_the_converters(animatediff_files, mot
 
 
 def test_a_separate_vae_file_replaces_the_checkpoints(animatediff_files):
-    model = load_model(checkpoint=animatediff_files / "sd15.safetensors", motion_module=animatediff_files / "mm_v2.ckpt",
-                       vae=animatediff_files / "vae.safetensors", device="cpu")
+    model = load_model(checkpoint=animatediff_files / "sd15.safetensors",
+                       motion_module=animatediff_files / "mm_v2.ckpt", vae=animatediff_files / "vae.safetensors",
+                       device="cpu")
     assert same_state(model.vae, AutoencoderKL.from_pretrained(animatediff_files / "diffusers" / "vae"))
 
 

@@ -25,7 +25,8 @@ def trained_like(model, kind: str, seed: int, rank: int = 4, alpha: float | None
     lora.remove_adapter(model.unet, "tmp")
     g = torch.Generator().manual_seed(seed)
     state = {k: torch.randn(v.shape, generator=g) * 0.1 for k, v in state.items()}
-    return LoraWeights(kind, state, {"alpha": str(alpha or rank), "base_family": "animatediff"}, source=f"{kind} {seed}")
+    metadata = {"alpha": str(alpha or rank), "base_family": "animatediff"}
+    return LoraWeights(kind, state, metadata, source=f"{kind} {seed}")
 
 
 def ade_merge(motion_module: dict, lora_file: dict, strength: float, model_has_mid: bool) -> dict:

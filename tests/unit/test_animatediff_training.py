@@ -20,7 +20,8 @@ from motiondirector_core.train_config import TrainConfig
 
 
 def clip(seed: int, prompt: str, frames: int = 4, size: int = 64) -> Clip:
-    return Clip(torch.rand(frames, size, size, 3, generator=torch.Generator().manual_seed(seed)), prompt, f"v{seed}.mp4")
+    pixels = torch.rand(frames, size, size, 3, generator=torch.Generator().manual_seed(seed))
+    return Clip(pixels, prompt, f"v{seed}.mp4")
 
 
 def config(tmp_path, name="run", **changes) -> TrainConfig:

@@ -54,7 +54,7 @@ def test_bypass_keeps_state_dict_keys_and_is_idempotent(tiny_model_dir):
     stock = UNet3DConditionModel.from_pretrained(tiny_model_dir, subfolder="unet")
     keys = list(stock.state_dict())
     family = FAMILIES["modelscope"]
-    assert family.install_bypass(stock) == 5 + 8  # tiny UNet: 5 temporal transformers, 8 temporal convs (one per resnet)
+    assert family.install_bypass(stock) == 5 + 8  # tiny UNet: 5 temporal transformers, 8 temporal convs
     assert family.install_bypass(stock) == 5 + 8  # again: the same layers, each with its one hook
     hooked = [m for m in stock.modules() if hasattr(m, "_diffusers_hook")]
     assert len(hooked) == 13 and all(len(m._diffusers_hook.hooks) == 1 for m in hooked)

@@ -100,7 +100,8 @@ class AnimateDiffFamily(ModelFamily):
         if source.motion_module is None:
             raise MotionDirectorError(
                 f"{source.checkpoint} is a single-file checkpoint: AnimateDiff also needs a motion module (e.g. "
-                f"v3_sd15_mm.ckpt from models/animatediff_models); a ModelScope / ZeroScope model is a diffusers folder."
+                f"v3_sd15_mm.ckpt from models/animatediff_models); a ModelScope / ZeroScope model is a diffusers "
+                f"folder."
             )
         with single_file.quiet_casts():
             unet2d, vae, text_encoder, tokenizer = single_file.load_sd15(source.checkpoint, source.vae, dtype)

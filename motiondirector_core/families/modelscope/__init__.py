@@ -34,7 +34,7 @@ class ModelScopeFamily(ModelFamily):
         width=384, height=384, frames=16, fps=8.0, train_steps=150, lr_spatial=5e-4, lr_temporal=5e-4, rank=32,
         sample_steps=30, cfg=12.0,
         sources={
-            "size, frames, fps": "MotionDirector's configs (configs/config_single_video.yaml, config_multi_videos.yaml)",
+            "size, frames, fps": "MotionDirector's configs (config_single_video.yaml, config_multi_videos.yaml)",
             "train_steps": "MotionDirector: 50-150 steps for one video, 300-500 for several (paper, README)",
             "lr_spatial, lr_temporal": "MotionDirector's configs: learning_rate 5e-4",
             "rank": "MotionDirector: rank 32",
