@@ -70,13 +70,15 @@ class TrainMotion(io.ComfyNode):
                 io.Combo.Input("train", options=list(TRAIN_MODES), default="both", tooltip=(
                     "both: motion + appearance (the method); spatial: appearance only; temporal: motion only; "
                     "coupled: one LoRA on all layers (the paper's baseline).")),
-                io.Int.Input("steps", default=150, min=1, max=100000,
-                             tooltip="Training steps: 50-150 for one video, 300-500 for several."),
+                io.Int.Input("steps", default=150, min=1, max=100000, tooltip=(
+                    "Training steps: 50-150 for one video, 300-500 for several (ZeroScope); about 300 a video "
+                    "(AnimateDiff).")),
                 io.Float.Input("lr_spatial", default=5e-4, min=0.0, max=1.0, step=1e-5, round=False,
-                               tooltip="Learning rate of the appearance LoRA."),
+                               tooltip="Learning rate of the appearance LoRA: 5e-4 (ZeroScope), 1e-4 (AnimateDiff)."),
                 io.Float.Input("lr_temporal", default=5e-4, min=0.0, max=1.0, step=1e-5, round=False,
-                               tooltip="Learning rate of the motion LoRA."),
-                io.Int.Input("rank", default=32, min=1, max=1024, tooltip="LoRA rank (32 in the paper)."),
+                               tooltip="Learning rate of the motion LoRA: 5e-4 (both families)."),
+                io.Int.Input("rank", default=32, min=1, max=1024, tooltip=(
+                    "LoRA rank: 32 in the paper (ZeroScope); 64 for AnimateDiff at 384-512 px, 32 at 256 px.")),
                 io.Float.Input("beta", default=1.0, min=0.0, max=10.0, step=0.1, tooltip=(
                     "Appearance-debiased loss: how much of one anchor frame is subtracted from every frame before "
                     "prediction and noise are compared, phi(e) = sqrt(beta^2+1)*e - beta*e[anchor] (1 in the "
@@ -127,7 +129,7 @@ class TrainMotion(io.ComfyNode):
         first = clips[0].frames
         prompts = [line.strip() for line in validation_prompt.splitlines() if line.strip()]
         config = TrainConfig(
-            model=str(model.path), clips=[c.source for c in clips], output=str(output), train=train, steps=steps,
+            **model.source.config_fields(), clips=[c.source for c in clips], output=str(output), train=train, steps=steps,
             rank=rank, lr_spatial=lr_spatial, lr_temporal=lr_temporal, beta=beta, motion_layers=motion_layers,
             seed=seed, precision=precision, gradient_checkpointing=CHECKPOINTING[gradient_checkpointing],
             compile=compile, spatial_per_clip=spatial_per_clip,

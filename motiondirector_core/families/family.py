@@ -27,6 +27,11 @@ class ModelSource:
     motion_module: Path | None = None
     vae: Path | None = None
 
+    def config_fields(self) -> dict[str, str]:
+        """As TrainConfig's model / checkpoint / motion_module / vae fields (empty where not used)."""
+        return {"model": str(self.folder or ""), "checkpoint": str(self.checkpoint or ""),
+                "motion_module": str(self.motion_module or ""), "vae": str(self.vae or "")}
+
     def describe(self) -> str:
         if self.folder is not None:
             return str(self.folder)

@@ -1,6 +1,8 @@
 """AnimateDiff in the node graph: Load AnimateDiff Model from ComfyUI's folders, training with the pack's nodes,
 Save LoRA's exports into AnimateDiff-Evolved's and ComfyUI's LoRA folders, Load LoRA reading motion LoRAs."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -44,6 +46,11 @@ def test_train_save_with_exports_and_load_them_back(comfy, comfy_dirs):
                         resize="crop", repeat_short=False, frame_rate=0.0)
     lora, _loss, _validation = run_node(comfy, "MD_TrainMotion", pipeline=pipeline, clips=clips, run_name="ad_walk",
                                         **TRAIN)
+    import yaml
+
+    config = yaml.safe_load((comfy_dirs["output"] / "motiondirector" / "ad_walk" / "config.yaml").read_text())
+    assert (config["model"], Path(config["checkpoint"]).name, Path(config["motion_module"]).name) == (
+        "", "tiny_sd15.safetensors", "tiny_mm_v3.safetensors")  # what the run was trained on, as files
     (text,) = run_node(comfy, "MD_SaveLora", lora=lora, filename_prefix="ad_walk", export_for_other_tools=True)
     written = text.splitlines()
     motion = comfy_dirs["models"] / "animatediff_motion_lora" / "ad_walk_motion_lora.safetensors"
