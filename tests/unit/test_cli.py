@@ -278,3 +278,20 @@ def test_evaluate_reports_bad_inputs_in_one_line(tmp_path, capsys):
         assert main(["evaluate", *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_the_help_states_each_familys_defaults():
+    """The flags left unset take the family's defaults; the help text says them, and says them right."""
+    from motiondirector_core.cli import build_parser
+    from motiondirector_core.models import FAMILIES
+
+    parser = build_parser()
+    actions = {(name, a.dest): a.help for name, sub in parser._subparsers._group_actions[0].choices.items()
+               for a in sub._actions}
+    fields = {("generate", "width"): "width", ("generate", "frames"): "frames", ("generate", "steps"): "sample_steps",
+              ("generate", "cfg"): "cfg", ("train", "steps"): "train_steps", ("train", "rank"): "rank",
+              ("train", "height"): "height", ("invert", "width"): "width"}
+    for (command, dest), field in fields.items():
+        text = actions[(command, dest)]
+        ms, ad = (getattr(FAMILIES[name].defaults, field) for name in ("modelscope", "animatediff"))
+        assert f"ModelScope {ms:g}" in text and f"AnimateDiff {ad:g}" in text, (command, dest, text)
