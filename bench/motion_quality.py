@@ -54,6 +54,7 @@ from motiondirector_core.files import write_json, write_text  # noqa: E402
 from motiondirector_core.lora import LoraWeights, remove_adapter  # noqa: E402
 from motiondirector_core.lora_files import read_lora_source  # noqa: E402
 from motiondirector_core.metrics.evaluate import evaluate  # noqa: E402
+from motiondirector_core.metrics.toyworld_background import background_share  # noqa: E402
 from motiondirector_core.models import load_model  # noqa: E402
 from motiondirector_core.pipeline import LoraSet, Pipeline  # noqa: E402
 from motiondirector_core.sample import SampleSettings, generate  # noqa: E402
@@ -64,8 +65,9 @@ from motiondirector_core.video_io import write_image  # noqa: E402
 
 MODEL = REPO / "models" / "toyworld-t2v"
 RESULTS = REPO / "bench" / "results"
-REFERENCE = dict(shape="square", colour="red", background="plain")
+REFERENCE = dict(shape="square", colour="red")
 REFERENCE_SEEDS = (0, 1, 2)
+BACKGROUND_SEED = 7  # the one texture behind every reference clip with --background textured
 NEW_APPEARANCES = (("circle", "blue"), ("triangle", "green"), ("circle", "yellow"))
 VARIANTS = ("base", "coupled", "dual", "full", "temporal", "attention")  # the default run
 EXTRA_VARIANTS = ("full-reference-order", "full-output-dropout")
@@ -96,15 +98,19 @@ class Settings:
     frames: int = 8
     variants: tuple[str, ...] = VARIANTS
     captions: str = "look"  # look: the references' captions name colour and shape; shape: the shape alone
+    background: str = "plain"  # textured: the references share one texture that no caption names
 
 
 def reference_clips(motion: str, settings: Settings) -> list[Clip]:
     """The references of a motion, captioned with their whole look ("a red square moving in a zigzag") or, with
     captions="shape", with their class alone ("a square moving in a zigzag"): then the caption does not carry the
-    colour, as a real caption names "a man", not this man, and the colour is what can leak."""
+    colour, as a real caption names "a man", not this man, and the colour is what can leak.
+    With background="textured" the clips share one texture behind the square that no caption names: a look the
+    pixels alone carry, as this man's street in a real clip."""
     clips = []
     for seed in REFERENCE_SEEDS:
-        toy = make_clip(size=settings.size, frames=settings.frames, motion=motion, seed=seed, **REFERENCE)
+        toy = make_clip(size=settings.size, frames=settings.frames, motion=motion, seed=seed, **REFERENCE,
+                        background=settings.background, background_seed=BACKGROUND_SEED)
         prompt = toy.caption if settings.captions == "look" else f"a {REFERENCE['shape']} {PHRASES[toy.motion]}"
         clips.append(Clip(frames=toy.frames, prompt=prompt, source=f"{motion} seed {seed}"))
     return clips
@@ -149,14 +155,18 @@ def sample_variant(base: Pipeline, lora: LoraSet | None, motion: str, settings: 
     return samples
 
 
-def score(samples, references: list[Clip]) -> dict:
-    """The evaluation report of each prompt's samples (all its seeds), their summary and one record per sample."""
+def score(samples, references: list[Clip], textured: bool = False) -> dict:
+    """The evaluation report of each prompt's samples (all its seeds), their summary and one record per sample;
+    with textured references, each sample's share of their background pattern too."""
     reference_prompt = references[0].prompt
     reports = []
     for prompt in dict.fromkeys(p for p, _ in samples):
         frames = [video for p, video in samples if p == prompt]
-        reports.append(evaluate(frames, [c.frames for c in references], prompt=prompt,
-                                reference_prompt=reference_prompt))
+        report = evaluate(frames, [c.frames for c in references], prompt=prompt, reference_prompt=reference_prompt)
+        if textured:
+            shares = [background_share(video, references[0].frames) for video in frames]
+            report |= {"background_share_per_sample": shares, "background_share": sum(shares) / len(shares)}
+        reports.append(report)
     return {**summary(reports), "per_prompt": reports, "per_sample": [s for r in reports for s in per_sample(r)]}
 
 
@@ -166,6 +176,7 @@ def per_sample(report: dict) -> list[dict]:
     asked, reference = report["prompt"], report["reference_appearance"]
     check_colour = asked["colour"] not in (None, reference["colour"])
     check_shape = asked["shape"] not in (None, reference["shape"])
+    shares = report.get("background_share_per_sample")
     out = []
     for i, found in enumerate(report["generated_objects"]):
         colour = float(found["colour"] == reference["colour"]) if check_colour else None
@@ -177,6 +188,7 @@ def per_sample(report: dict) -> list[dict]:
                                     (asked["shape"] in (None, found["shape"]))),
             "leakage": None if colour is None and shape is None else float(bool(colour) or bool(shape)),
             "leakage_colour": colour, "leakage_shape": shape,
+            "background_share": shares[i] if shares else None,
         })
     return out
 
@@ -205,6 +217,7 @@ def summary(reports: list[dict]) -> dict:
         out[name] = _mean([r[key]["overall"] for r in reports])
         for part in ("colour", "shape"):
             out[f"{name}_{part}"] = _mean([r[key][part] for r in reports])
+    out["background_share"] = _mean([r.get("background_share") for r in reports])
     out["samples"] = sum(r["samples"] for r in reports)
     return out
 
@@ -226,7 +239,7 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
                 lora, seconds = train_variant(model, variant, motion, references, settings, work)
                 trained[variant] = lora
             samples = sample_variant(base, lora, motion, settings)
-            scores = score(samples, references)
+            scores = score(samples, references, textured=settings.background == "textured")
             rows.append({"motion": motion, "variant": variant, "train_seconds": round(seconds, 1), **scores})
             if variant not in PROBES:
                 sheet.append(samples[0][1])
@@ -237,14 +250,17 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
         sheets.append(torch.cat([clip.permute(1, 0, 2, 3).flatten(1, 2) for clip in sheet], dim=1))
     info_path = Path(model_dir) / "toyworld.json"
     caption_eval = json.loads(info_path.read_text()).get("caption_eval", {}) if info_path.is_file() else {}
-    return {"settings": vars(settings), "reference": REFERENCE, "new_appearances": NEW_APPEARANCES,
+    return {"settings": vars(settings), "reference": REFERENCE | {"background": settings.background}, "new_appearances": NEW_APPEARANCES,
             "model": str(model_dir), "model_caption_eval": caption_eval, "rows": rows,
             "sheet": torch.cat(sheets, dim=0)}
 
 
 COLUMNS = ("motion_fidelity", "trajectory_fidelity", "text_alignment", "leakage", "leakage_colour", "leakage_shape",
-           "train_seconds")
-WITH_INTERVALS = ("trajectory_fidelity", "text_alignment", "leakage")
+           "background_share", "train_seconds")
+WITH_INTERVALS = ("trajectory_fidelity", "text_alignment", "leakage", "background_share")
+HEADINGS = {"motion_fidelity": "motion fidelity", "trajectory_fidelity": "trajectory fidelity",
+            "text_alignment": "text alignment", "leakage": "leakage", "leakage_colour": "leaked colour",
+            "leakage_shape": "leaked shape", "background_share": "background share"}
 
 
 def averages(rows: list[dict]) -> list[dict]:
@@ -253,7 +269,7 @@ def averages(rows: list[dict]) -> list[dict]:
     for variant in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == variant]
         samples = [s for r in mine for s in r.get("per_sample", [])]
-        out.append({"variant": variant, **{key: _mean([r[key] for r in mine]) for key in COLUMNS},
+        out.append({"variant": variant, **{key: _mean([r.get(key) for r in mine]) for key in COLUMNS},
                     "per_sample": samples})
     return out
 
@@ -263,17 +279,19 @@ def _cell(value, digits: int) -> str:
 
 
 def _with_interval(row: dict, key: str, digits: int) -> str:
-    bounds = interval([s[key] for s in row.get("per_sample", [])])
-    cell = _cell(row[key], digits)
-    return cell if bounds is None or row[key] is None else f"{cell} [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
+    bounds = interval([s.get(key) for s in row.get("per_sample", [])])
+    cell = _cell(row.get(key), digits)
+    return cell if bounds is None or row.get(key) is None else f"{cell} [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
 
 
 def table(rows: list[dict], first: str) -> list[str]:
-    lines = [f"| {first} | variant | motion fidelity | trajectory fidelity | text alignment | leakage | "
-             "leaked colour | leaked shape | train s |", "|---|---|---|---|---|---|---|---|---|"]
+    """The markdown table; the background column only where the references were textured."""
+    keys = [k for k in HEADINGS if k != "background_share" or any(r.get(k) is not None for r in rows)]
+    lines = [f"| {first} | variant | {' | '.join(HEADINGS[k] for k in keys)} | train s |",
+             "|---" * (len(keys) + 3) + "|"]
     for r in rows:
-        cells = [_with_interval(r, k, 3 if i < 2 else 2) if k in WITH_INTERVALS else _cell(r[k], 3 if i < 2 else 2)
-                 for i, k in enumerate(COLUMNS[:6])]
+        digits = {k: 3 if k in ("motion_fidelity", "trajectory_fidelity") else 2 for k in keys}
+        cells = [_with_interval(r, k, digits[k]) if k in WITH_INTERVALS else _cell(r.get(k), digits[k]) for k in keys]
         lines.append(f"| {r.get('motion', 'all')} | {r['variant']} | {' | '.join(cells)} | "
                      f"{_cell(r['train_seconds'], 0)} |")
     return lines
@@ -303,12 +321,14 @@ def write_table(data: dict, out: Path) -> None:
     variants = list(s.get("variants", VARIANTS))
     shape = data.get("model_caption_eval", {}).get("shape")
     shape_rate = "about 73%" if shape is None else f"{shape:.0%}"  # results made before the JSON recorded it
+    background_words = ("one texture behind all of them that no caption names" if s.get("background") == "textured"
+                        else "plain background")
     lines = [
         "# Motion quality on the embedded small-world model",
         "",
         f"Made by `{command}` in {minutes:.0f} min ({data.get('threads', 2)} CPU threads). "
         f"References: {len(REFERENCE_SEEDS)} clips of a {REFERENCE['colour']} {REFERENCE['shape']} "
-        f"({REFERENCE['background']} background) per motion, captioned "
+        f"({background_words}) per motion, captioned "
         f"{'by their shape alone (the colour unnamed)' if s.get('captions') == 'shape' else 'with colour and shape'}; "
         f"{s['steps']} training steps, lr {s['lr']:g}, "
         f"rank {s['rank']}, training seed {s['train_seed']}; samples: "
@@ -321,7 +341,10 @@ def write_table(data: dict, out: Path) -> None:
         f"draws the asked shape in {shape_rate} of samples (its caption check), so a misread or misdrawn shape "
         "counts as leaked square now and then even without any training. Rows full:attention and "
         "full:feed-forward sample the full variant's motion LoRA restricted to those temporal layers. In brackets: "
-        "95% bootstrap intervals of the mean over the row's samples; call two rows different only where they part.",
+        "95% bootstrap intervals of the mean over the row's samples; call two rows different only where they part."
+        + (" Background share: how much of the references' texture a sample's backdrop carries (least-squares "
+           "slope, 1 the texture at full contrast, 0 none; metrics/toyworld_background.py)."
+           if s.get("background") == "textured" else ""),
         "",
         "## Mean over the motions",
         "",
@@ -347,6 +370,8 @@ def parse_args(argv=None):
     parser.add_argument("--rank", type=int, help="LoRA rank (default 16)")
     parser.add_argument("--captions", choices=("look", "shape"), help="references captioned with their whole look "
                         "(default) or their shape alone, the colour unnamed")
+    parser.add_argument("--background", choices=("plain", "textured"),
+                        help="the references' background: plain (default) or one texture no caption names")
     parser.add_argument("--variants", help=f"comma-separated variants to run (default {','.join(VARIANTS)}; also "
                                            f"{', '.join(EXTRA_VARIANTS)}); the probes run with full")
     parser.add_argument("--model", type=Path, default=MODEL, help="the small-world model folder")
@@ -367,6 +392,8 @@ def main(argv=None) -> int:
         settings.motions = tuple(m.strip() for m in args.motions.split(","))
     if args.captions:
         settings.captions = args.captions
+    if args.background:
+        settings.background = args.background
     if args.variants:
         settings.variants = tuple(v.strip() for v in args.variants.split(","))
         unknown = sorted(set(settings.variants) - set(VARIANTS) - set(EXTRA_VARIANTS))

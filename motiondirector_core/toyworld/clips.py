@@ -177,14 +177,17 @@ def make_clip(
     motion: str = "left",
     background: str = "plain",
     seed: int = 0,
+    background_seed: int | None = None,
 ) -> ToyClip:
-    """One clip of the small world (square frames of `size` pixels)."""
+    """One clip of the small world (square frames of `size` pixels). The seed jitters the path and draws the
+    texture; `background_seed` draws the texture instead, so that clips of different paths share one backdrop."""
     shape, colour, motion = _choice("shape", shape, SHAPES), _choice("colour", colour, COLOURS), _motion(motion)
     background = _choice("background", background, BACKGROUNDS)
     size = _check_int("size", size, MIN_SIZE)
     centres, scales = trajectory(motion, frames, seed)
     pixels = centres * size
-    backdrop = render_background(size, background, seed).numpy().astype(np.float64)
+    texture_seed = seed if background_seed is None else background_seed
+    backdrop = render_background(size, background, texture_seed).numpy().astype(np.float64)
     fill = np.asarray(COLOURS[colour], dtype=np.float64)
     out = np.empty((len(scales), size, size, 3), dtype=np.float32)
     for index, ((cx, cy), scale) in enumerate(zip(pixels, scales)):

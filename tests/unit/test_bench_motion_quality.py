@@ -105,3 +105,27 @@ def test_a_chosen_set_of_variants_runs_alone(bench, tiny_model_dir, tmp_path):
     bench.write_results(result, tmp_path / "out", "python bench/motion_quality.py --variants ...", 0.1)
     table = (tmp_path / "out" / "motion_quality.md").read_text()
     assert "| all | full-output-dropout |" in table and " [" in table  # intervals in brackets
+
+
+def test_textured_references_share_one_texture_and_the_table_reads_its_leak(bench, tiny_model_dir, tmp_path):
+    settings = bench.Settings(motions=("orbit",), steps=2, rank=4, sample_seeds=(0,), sample_steps=2,
+                              variants=("base", "coupled"), background="textured")
+    clips = bench.reference_clips("orbit", settings)
+    backdrops = [bench.background_share(c.frames, clips[0].frames) for c in clips]
+    assert backdrops == pytest.approx([1.0, 1.0, 1.0], abs=0.05)  # three paths, one backdrop
+    assert "textured" not in clips[0].prompt and clips[0].prompt == "a red square orbiting"
+
+    result = bench.run(settings, tmp_path / "runs", tiny_model_dir, printer=lambda line: None)
+    for row in result["rows"]:
+        shares = [s["background_share"] for s in row["per_sample"]]
+        assert len(shares) == len(bench.NEW_APPEARANCES) and all(isinstance(v, float) for v in shares)
+        assert row["background_share"] == pytest.approx(sum(shares) / len(shares))
+    bench.write_results(result, tmp_path / "out", "python bench/motion_quality.py --background textured", 0.1)
+    table = (tmp_path / "out" / "motion_quality.md").read_text()
+    assert "| leaked shape | background share | train s |" in table
+    assert "one texture behind all of them" in table
+    bench.rewrite_table(tmp_path / "out")
+    assert (tmp_path / "out" / "motion_quality.md").read_text() == table
+    plain = bench.Settings(motions=("orbit",))
+    assert "background share" not in "\n".join(bench.table([{"variant": "base", "train_seconds": 0}], "motions"))
+    assert bench.reference_clips("orbit", plain)[0].frames[0, 0, 0].tolist() == pytest.approx([0.12, 0.12, 0.14])
