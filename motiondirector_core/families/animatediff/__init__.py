@@ -24,7 +24,14 @@ log = logging.getLogger(__name__)
 
 MOTION_LORA = Export("animatediff-motion-lora", "temporal", "animatediff_motion_lora",
                      "AnimateDiff-Evolved's Load AnimateDiff LoRA", "_motion_lora.safetensors")
+COMFY_LORA = Export("comfyui-lora", "spatial", "loras", "ComfyUI's Load LoRA (model only)",
+                    "_appearance_lora.safetensors")
+
+
 class TextPerFrame(ModelHook):
+    """UNetMotionModel takes one text embedding per frame (its pipeline repeats them); the trainer and sampler
+    pass one per clip, as every other family's UNet takes them: repeat each clip's for its frames."""
+
     name = "motiondirector_text_per_frame"
 
     def pre_forward(self, module, *args, **kwargs):
@@ -33,13 +40,9 @@ class TextPerFrame(ModelHook):
             text = kwargs["encoder_hidden_states"]
             if text.shape[0] == sample.shape[0]:
                 kwargs["encoder_hidden_states"] = text.repeat_interleave(sample.shape[2], dim=0)
-        elif len(args) > 2 and args[2].shape[0] == sample.shape[0]:
+        elif len(args) > 2 and args[2].shape[0] == sample.shape[0]:  # unet(sample, timestep, encoder_hidden_states)
             args = (*args[:2], args[2].repeat_interleave(sample.shape[2], dim=0), *args[3:])
         return args, kwargs
-
-
-COMFY_LORA = Export("comfyui-lora", "spatial", "loras", "ComfyUI's Load LoRA (model only)",
-                    "_appearance_lora.safetensors")
 
 
 class AnimateDiffFamily(ModelFamily):
