@@ -4,6 +4,8 @@ has never seen, while new videos keep the prompt's appearance?
 
     python bench/motion_quality.py            # regenerates bench/results/motion_quality.{md,json,png}
     python bench/motion_quality.py --quick    # one motion, fewer steps and samples: a smoke run into output/
+    python bench/motion_quality.py --captions shape       # diagnosis: references captioned without their colour
+    python bench/motion_quality.py --background textured  # diagnosis: one texture behind them that no caption names
 
 For each held-out motion (zigzag, orbit, bounce, zoom in) the references are clips of one appearance (a red square
 on a plain background; the clips differ only by the seed's jitter of the path). Six variants, the same training
