@@ -252,17 +252,16 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
         sheets.append(torch.cat([clip.permute(1, 0, 2, 3).flatten(1, 2) for clip in sheet], dim=1))
     info_path = Path(model_dir) / "toyworld.json"
     caption_eval = json.loads(info_path.read_text()).get("caption_eval", {}) if info_path.is_file() else {}
-    return {"settings": vars(settings), "reference": REFERENCE | {"background": settings.background}, "new_appearances": NEW_APPEARANCES,
-            "model": str(model_dir), "model_caption_eval": caption_eval, "rows": rows,
-            "sheet": torch.cat(sheets, dim=0)}
+    return {"settings": vars(settings), "reference": REFERENCE | {"background": settings.background},
+            "new_appearances": NEW_APPEARANCES, "model": str(model_dir), "model_caption_eval": caption_eval,
+            "rows": rows, "sheet": torch.cat(sheets, dim=0)}
 
 
-COLUMNS = ("motion_fidelity", "trajectory_fidelity", "text_alignment", "leakage", "leakage_colour", "leakage_shape",
-           "background_share", "train_seconds")
-WITH_INTERVALS = ("trajectory_fidelity", "text_alignment", "leakage", "background_share")
 HEADINGS = {"motion_fidelity": "motion fidelity", "trajectory_fidelity": "trajectory fidelity",
             "text_alignment": "text alignment", "leakage": "leakage", "leakage_colour": "leaked colour",
             "leakage_shape": "leaked shape", "background_share": "background share"}
+COLUMNS = (*HEADINGS, "train_seconds")
+WITH_INTERVALS = ("trajectory_fidelity", "text_alignment", "leakage", "background_share")
 
 
 def averages(rows: list[dict]) -> list[dict]:
@@ -282,8 +281,9 @@ def _cell(value, digits: int) -> str:
 
 def _with_interval(row: dict, key: str, digits: int) -> str:
     bounds = interval([s.get(key) for s in row.get("per_sample", [])])
-    cell = _cell(row.get(key), digits)
-    return cell if bounds is None or row.get(key) is None else f"{cell} [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
+    value = row.get(key)
+    cell = _cell(value, digits)
+    return cell if bounds is None or value is None else f"{cell} [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
 
 
 def table(rows: list[dict], first: str) -> list[str]:
@@ -291,8 +291,8 @@ def table(rows: list[dict], first: str) -> list[str]:
     keys = [k for k in HEADINGS if k != "background_share" or any(r.get(k) is not None for r in rows)]
     lines = [f"| {first} | variant | {' | '.join(HEADINGS[k] for k in keys)} | train s |",
              "|---" * (len(keys) + 3) + "|"]
+    digits = {k: 3 if k in ("motion_fidelity", "trajectory_fidelity") else 2 for k in keys}
     for r in rows:
-        digits = {k: 3 if k in ("motion_fidelity", "trajectory_fidelity") else 2 for k in keys}
         cells = [_with_interval(r, k, digits[k]) if k in WITH_INTERVALS else _cell(r.get(k), digits[k]) for k in keys]
         lines.append(f"| {r.get('motion', 'all')} | {r['variant']} | {' | '.join(cells)} | "
                      f"{_cell(r['train_seconds'], 0)} |")
