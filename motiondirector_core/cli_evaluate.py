@@ -50,7 +50,11 @@ def evaluate_command(args) -> None:
           f"{report['motion_fidelity']:.3f}, trajectory fidelity {report['trajectory_fidelity']:.3f}, "
           f"text alignment {_share(report['text_alignment'])}, appearance leakage "
           f"{_share(report['appearance_leakage'])}")
-    for path, found in zip(generated_files, report["generated_objects"]):
-        print(f"  {path.name}: {found['colour'] or '-'} {found['shape'] or '-'}")
+    kept = report.get("look_kept_frames_per_sample")
+    if kept is not None:
+        print(f"the prompt's look kept in every frame by {report['look_kept_every_frame']} of {len(generated)}")
+    for i, (path, found) in enumerate(zip(generated_files, report["generated_objects"])):
+        frames = "" if kept is None else f", the prompt's look in {kept[i]} of {len(found['frame_colours'])} frames"
+        print(f"  {path.name}: {found['colour'] or '-'} {found['shape'] or '-'}{frames}")
     if args.out:
         print(f"report: {args.out}")

@@ -4,14 +4,18 @@ Motion: the track-based motion fidelity (motion_fidelity.py) and the toy world's
 (toyworld_eval.py), each per generated sample (the mean over the references) and their mean over the samples.
 Appearance, for toy-world clips: text alignment with the colour and shape the prompt names, and leakage of the
 reference's colour and shape; the reference's appearance comes from reference_prompt where it names it, else from
-the objects found in the reference clips (their most common colour and shape).
+the objects found in the reference clips (their most common colour and shape). The look is also read frame by
+frame: how many frames of each sample keep the prompt's colour and shape, and how many samples keep them in every
+frame (a subject that turns into the reference's in its last frames still has the prompt's most common look).
 """
 
 from collections import Counter
 
 from .frames import as_list, video_tensor
 from .motion_fidelity import MOVING_THRESHOLD, moving_tracks, track_fidelity
-from .toyworld_eval import appearance_leakage, parse_caption, text_alignment, trajectory_similarity
+from .toyworld_eval import (
+    appearance_leakage, look_kept_per_frame, parse_caption, text_alignment, trajectory_similarity,
+)
 from .toyworld_object import find_object
 from .tracking import track_points
 
@@ -56,6 +60,9 @@ def evaluate(generated, references, prompt: str = "", reference_prompt: str = ""
         report["prompt"] = vars(asked)
     if asked.colour or asked.shape:
         report["text_alignment"] = text_alignment(generated_objects, asked.colour, asked.shape).as_dict()
+        kept = [look_kept_per_frame(o, asked.colour, asked.shape) for o in generated_objects]
+        report["look_kept_frames_per_sample"] = [sum(frames) for frames in kept]
+        report["look_kept_every_frame"] = sum(all(frames) for frames in kept)
         named = parse_caption(reference_prompt or "")
         colour = named.colour or _most_common([o.colour for o in reference_objects])
         shape = named.shape or _most_common([o.shape for o in reference_objects])
@@ -70,4 +77,5 @@ def evaluate(generated, references, prompt: str = "", reference_prompt: str = ""
 
 
 def _describe(found) -> dict:
-    return {"colour": found.colour, "shape": found.shape, "frames_found": int(found.found.sum())}
+    return {"colour": found.colour, "shape": found.shape, "frames_found": int(found.found.sum()),
+            "frame_colours": list(found.frame_colours), "frame_shapes": list(found.frame_shapes)}

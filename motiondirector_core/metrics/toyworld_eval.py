@@ -154,3 +154,14 @@ def text_alignment(generated, prompt_colour, prompt_shape) -> Shares:
                   overall=_share(both) if (prompt_colour or prompt_shape) else None, samples=len(objects))
 
 
+
+
+def look_kept_per_frame(clip, prompt_colour, prompt_shape) -> list[bool]:
+    """For each frame of a clip, whether that frame alone shows the prompt's colour and shape (what it names of
+    them). A frame without an object, or whose object is too small to read the shape the prompt names, does not
+    keep the look: a subject that vanishes or blurs is not the subject asked for."""
+    prompt_colour, prompt_shape = _named(prompt_colour, COLOURS, "a colour"), _named(prompt_shape, SHAPES, "a shape")
+    found = _object(clip)
+    return [(prompt_colour is None or colour == prompt_colour) and (prompt_shape is None or shape == prompt_shape)
+            and bool(present)
+            for colour, shape, present in zip(found.frame_colours, found.frame_shapes, found.found)]

@@ -4,6 +4,7 @@ and its shape.
     found = find_object(frames)   # frames [F, H, W, 3] in 0..1, rendered or generated
     found.centres, found.sizes    # [F, 2] (x, y) and [F] equivalent radius, in pixels (NaN where not found)
     found.colour, found.shape     # the nearest named colour of toyworld COLOURS, 'circle' / 'square' / 'triangle'
+    found.frame_colours, found.frame_shapes   # the same read from each frame alone (None where it cannot tell)
 
 Generated clips keep residual speckle on the background (see TOYWORLD.md), so no fixed threshold on the pixels:
 1. background: the per-pixel median over the frames in which that pixel looks like background (close to its
@@ -17,7 +18,8 @@ Generated clips keep residual speckle on the background (see TOYWORLD.md), so no
 Shape comes from rotation-invariant complex moments of that weighted blob (scale-free, exact for the renderer's
 shapes): |C30| sqrt(m00) / C11^1.5 is about 0.80 for an equilateral triangle and 0 for a circle or a square,
 |C40| m00 / C11^2 is 0.60 for a square and 0 for a circle or a triangle; the clip's median of both over its frames
-goes to the nearest of the three prototypes.
+goes to the nearest of the three prototypes. Each frame's own colour and shape come from its core pixels and its
+moments alone: what tells a subject that changes look halfway through a clip.
 """
 
 import math
@@ -45,6 +47,8 @@ class ToyObject:
     rgb: np.ndarray | None  # [3] median colour of the object's core pixels
     shape: str | None  # None when no frame has a blob large enough to tell
     shape_features: np.ndarray | None  # [2] median (triangle-ness, square-ness) over the frames
+    frame_colours: tuple  # [F] each frame's nearest named colour; None where no object
+    frame_shapes: tuple  # [F] each frame's nearest shape; None where its blob is too small to tell
     height: int
     width: int
 
@@ -131,6 +135,7 @@ def find_object(frames) -> ToyObject:
     ys, xs = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
     centres, sizes = np.full((count, 2), np.nan), np.full(count, np.nan)
     features, core_pixels = [], []
+    frame_colours, frame_shapes = [None] * count, [None] * count
     for frame in range(count):
         blob = blobs[frame]
         if blob.sum() < MIN_AREA:
@@ -141,13 +146,15 @@ def find_object(frames) -> ToyObject:
         centres[frame] = float((weights * xs).sum()) / area, float((weights * ys).sum()) / area
         sizes[frame] = math.sqrt(area / math.pi)
         core_pixels.append(frames[frame][blob & (strength[frame] >= 0.75 * core)])
+        frame_colours[frame] = nearest_colour(core_pixels[-1].median(dim=0).values.numpy().astype(np.float64))
         if area >= MIN_SHAPE_AREA:
             features.append(_shape_features(weights))
+            frame_shapes[frame] = nearest_shape(features[-1])
     found = ~np.isnan(sizes)
     rgb = torch.cat(core_pixels).median(dim=0).values.numpy().astype(np.float64) if core_pixels else None
     shape_features = np.median(np.asarray(features), axis=0) if features else None
     return ToyObject(
         centres=centres, sizes=sizes, found=found, colour=None if rgb is None else nearest_colour(rgb), rgb=rgb,
         shape=None if shape_features is None else nearest_shape(shape_features), shape_features=shape_features,
-        height=height, width=width,
+        frame_colours=tuple(frame_colours), frame_shapes=tuple(frame_shapes), height=height, width=width,
     )

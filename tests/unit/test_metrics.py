@@ -14,7 +14,8 @@ from motiondirector_core.metrics.evaluate import evaluate
 from motiondirector_core.metrics.frames import split_clips
 from motiondirector_core.metrics.motion_fidelity import correlation, motion_fidelity, moving_tracks, track_fidelity
 from motiondirector_core.metrics.toyworld_eval import (
-    appearance_leakage, parse_caption, text_alignment, trajectory_fidelity, trajectory_similarity,
+    appearance_leakage, look_kept_per_frame, parse_caption, text_alignment, trajectory_fidelity,
+    trajectory_similarity,
 )
 from motiondirector_core.metrics.toyworld_object import find_object, largest_blob
 from motiondirector_core.metrics.tracking import track_points
@@ -324,6 +325,29 @@ def test_evaluate_report():
                                               "shape_from": "reference frames"}
     static = evaluate([clip("static")], [clip("orbit")])
     assert static["motion_fidelity"] < 0.3 and static["text_alignment"] is None
+
+
+def test_the_look_is_read_from_each_frame_alone():
+    # a purple circle zigzagging that turns into a red square for its last two frames (the same path)
+    asked = make_clip(size=32, frames=8, motion="zigzag", shape="circle", colour="purple", seed=3).frames
+    other = make_clip(size=32, frames=8, motion="zigzag", shape="square", colour="red", seed=3).frames
+    turning = torch.cat([asked[:6], other[6:]])
+    found = find_object(turning)
+    assert (found.colour, found.shape) == ("purple", "circle")  # the clip's look: its most common one
+    assert found.frame_colours == ("purple",) * 6 + ("red",) * 2
+    assert found.frame_shapes == ("circle",) * 6 + ("square",) * 2
+    assert look_kept_per_frame(turning, "purple", "circle") == [True] * 6 + [False] * 2
+    assert look_kept_per_frame(turning, "red", None) == [False] * 6 + [True] * 2
+    assert look_kept_per_frame(asked, "purple", "circle") == [True] * 8
+    vanishing = asked.clone()
+    vanishing[7] = vanishing[7, :1, :1]  # the last frame: background only
+    assert look_kept_per_frame(vanishing, "purple", "circle") == [True] * 7 + [False]
+
+    report = evaluate([turning, asked], [asked], prompt="a purple circle moving in a zigzag")
+    assert report["look_kept_frames_per_sample"] == [6, 8] and report["look_kept_every_frame"] == 1
+    assert report["text_alignment"]["overall"] == 1.0  # by their most common look both are purple circles
+    assert report["generated_objects"][0]["frame_colours"][-1] == "red"
+    json.dumps(report)
 
 
 def test_split_clips():
