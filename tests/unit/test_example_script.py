@@ -1,28 +1,39 @@
 """scripts/example.sh, the README's main job, run as a user runs it (shortened to 4 training steps): the embedded
-model trains on the bundled clips and the video, its settings and the side-by-side picture come out."""
+model trains on the bundled clips and the video, its settings and the side-by-side picture come out; then
+bench/main_job_look.py reads that folder and reruns its recorded command per seed."""
 
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from motiondirector_core.video_io import read_video
+from tests.fixtures.bench import load_bench
 
 REPO = Path(__file__).resolve().parents[2]
+VIDEO = "a_purple_circle_moving_in_a_zigzag.mp4"
 
 
-def test_the_main_job_writes_a_video_its_settings_and_a_side_by_side_picture(tmp_path):
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("example")
     threads = os.environ.get("MD_TEST_THREADS", "1")
     env = {**os.environ, "MD_EXAMPLE_STEPS": "4", "OMP_NUM_THREADS": threads, "XDG_CACHE_HOME": str(tmp_path)}
     out = tmp_path / "example"
     result = subprocess.run(["bash", str(REPO / "scripts" / "example.sh"), str(out)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert result.stdout.count("+ .venv/bin/python -m motiondirector_core") == 2  # the commands are shown
+    return out, result.stdout
 
-    video = out / "a_purple_circle_moving_in_a_zigzag.mp4"
+
+def test_the_main_job_writes_a_video_its_settings_and_a_side_by_side_picture(example):
+    out, stdout = example
+    assert stdout.count("+ .venv/bin/python -m motiondirector_core") == 2  # the commands are shown
+
+    video = out / VIDEO
     frames, _ = read_video(video)
     assert tuple(frames.shape) == (8, 32, 32, 3)
     record = json.loads(video.with_suffix(".json").read_text())
@@ -32,3 +43,29 @@ def test_the_main_job_writes_a_video_its_settings_and_a_side_by_side_picture(tmp
     assert (run / "final" / "temporal.safetensors").is_file()
     picture = Image.open(out / "a_purple_circle_moving_in_a_zigzag_side_by_side.png")
     assert picture.size == (8 * 96, 2 * 96)  # 8 reference frames over 8 generated ones, enlarged 3x
+
+
+def test_the_look_check_reruns_the_main_jobs_command_per_seed_and_reads_every_frame(example, tmp_path):
+    out, _ = example
+    look = load_bench("main_job_look")
+    assert look.main(["--example", str(out), "--seeds", "2", "--out", str(tmp_path)]) == 0
+
+    data = json.loads((tmp_path / "main_job_look.json").read_text())
+    assert data["seeds"] == 2 and [row["seed"] for row in data["rows"]] == [0, 1]
+    # seed 0 is the example's own video (the script checks the frames); seed 1 a different one
+    assert read_video(out / "seeds" / "seed_0.mp4")[0].equal(read_video(out / VIDEO)[0])
+    assert not read_video(out / "seeds" / "seed_1.mp4")[0].equal(read_video(out / VIDEO)[0])
+    for row in data["rows"]:
+        assert len(row["per_frame"]) == row["frames"] == 8 and 0 <= row["frames_kept"] <= 8
+        kept = sum(frame == "purple circle" for frame in row["per_frame"])
+        assert row["frames_kept"] == kept
+    assert data["kept_every_frame"] == sum(row["frames_kept"] == 8 for row in data["rows"])
+    table = (tmp_path / "main_job_look.md").read_text()
+    assert f"in every frame: {data['kept_every_frame']} of 2 seeds" in table and table.count("| 0 |") == 1
+    assert Image.open(tmp_path / "main_job_look.png").size == (8 * 32 * 3, 3 * 32 * 3)  # a reference + 2 seeds
+
+
+def test_the_look_check_refuses_a_folder_the_main_job_did_not_write(tmp_path):
+    look = load_bench("main_job_look")
+    with pytest.raises(look.MotionDirectorError, match="one settings JSON scripts/example.sh writes"):
+        look.main(["--example", str(tmp_path), "--out", str(tmp_path / "out")])
