@@ -2,10 +2,16 @@
 """Motion-quality benchmark on the embedded small-world model: does MotionDirector learn a motion the base model
 has never seen, while new videos keep the prompt's appearance?
 
-    python bench/motion_quality.py            # regenerates bench/results/motion_quality.{md,json,png}
+    python bench/motion_quality.py            # every study (STUDIES) in turn -> bench/results/, hours on a CPU
+    python bench/motion_quality.py --study textured_background   # one study; the main table's summary refreshed
+    python bench/motion_quality.py --rewrite  # every table again from the JSON the studies wrote
     python bench/motion_quality.py --quick    # one motion, fewer steps and samples: a smoke run into output/
-    python bench/motion_quality.py --captions shape       # diagnosis: references captioned without their colour
-    python bench/motion_quality.py --background textured  # diagnosis: one texture behind them that no caption names
+    python bench/motion_quality.py --background textured --variants base,full --out DIR   # a run of your own
+
+The studies: `main` (the table below, bench/results/motion_quality.md, which also sums up the others),
+`deviations` (two of the reference trainer's ways, bench/results/deviations/), and two diagnoses of why the split
+does not show on this model (bench/results/diagnosis/): `shape_captions` (references captioned without their
+colour) and `textured_background` (one texture behind them that no caption names).
 
 For each held-out motion (zigzag, orbit, bounce, zoom in) the references are clips of one appearance (a red square
 on a plain background; the clips differ only by the seed's jitter of the path). Six variants, the same training
@@ -23,6 +29,11 @@ and, with --variants, two of the reference trainer's ways that differ from ours 
     full-reference-order   full, the temporal pass seeing the spatial LoRA as the step began (update_order=reference)
     full-output-dropout    full, LoRA dropout on the adapter's output as the reference's layer
                            (dropout_placement=output)
+
+and one that weighs the debiased loss further toward what frames do not share:
+
+    full-beta-4            full with beta 4 (phi(e) = sqrt(17) e - 4 e[anchor]): the anchor frame's share four times
+                           the method's, so what every frame shows (the appearance) weighs less in the motion loss
 
 Each then samples new appearances (prompts naming other colours and shapes, x seeds): the motion LoRA at 1 and the
 spatial LoRA off (the coupled LoRA at 1, having no split). Two probes, sampled from the full variant's motion LoRA
@@ -72,7 +83,7 @@ REFERENCE_SEEDS = (0, 1, 2)
 BACKGROUND_SEED = 7  # the one texture behind every reference clip with --background textured
 NEW_APPEARANCES = (("circle", "blue"), ("triangle", "green"), ("circle", "yellow"))
 VARIANTS = ("base", "coupled", "dual", "full", "temporal", "attention")  # the default run
-EXTRA_VARIANTS = ("full-reference-order", "full-output-dropout")
+EXTRA_VARIANTS = ("full-reference-order", "full-output-dropout", "full-beta-4")
 PROBES = {"full:attention": (".attn1.", ".attn2."), "full:feed-forward": (".ff.",)}  # kept layers of the motion LoRA
 TRAINING = {  # variant -> TrainConfig fields that differ
     "coupled": dict(train="coupled"),
@@ -82,6 +93,7 @@ TRAINING = {  # variant -> TrainConfig fields that differ
     "attention": dict(train="both", beta=1.0, motion_layers="attention"),
     "full-reference-order": dict(train="both", beta=1.0, update_order="reference"),
     "full-output-dropout": dict(train="both", beta=1.0, dropout_placement="output"),
+    "full-beta-4": dict(train="both", beta=4.0),
 }
 BOOTSTRAP = 2000  # resamples for the 95% intervals
 
@@ -101,6 +113,36 @@ class Settings:
     variants: tuple[str, ...] = VARIANTS
     captions: str = "look"  # look: the references' captions name colour and shape; shape: the shape alone
     background: str = "plain"  # textured: the references share one texture that no caption names
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    folder: str  # under bench/results
+    question: str  # what it asks, as the main table's summary says it
+    changes: dict  # the Settings fields that differ from the main study's
+
+    def settings(self) -> Settings:
+        return Settings(**self.changes)
+
+    def command(self) -> str:
+        return "python bench/motion_quality.py" + ("" if self.name == "main" else f" --study {self.name}")
+
+
+STUDIES = (
+    Study("main", "", "Each variant on the references as they are: captions naming colour and shape, plain "
+          "background.", {}),
+    Study("deviations", "deviations", "Two ways the reference trainer differs from ours (issue 17): the temporal "
+          "pass seeing the spatial LoRA as the step began, and dropout on the adapter's output.",
+          dict(variants=("full", "full-reference-order", "full-output-dropout"))),
+    Study("shape_captions", "diagnosis/shape_captions", "The references captioned by their shape alone (\"a square "
+          "moving in a zigzag\"), their colour left to the pixels.",
+          dict(captions="shape", variants=("base", "coupled", "dual", "full"))),
+    Study("textured_background", "diagnosis/textured_background", "One texture behind every reference that no "
+          "caption names: which motion LoRAs carry it into new subjects' videos (background share)?",
+          dict(background="textured", variants=("base", "coupled", "dual", "full", "temporal", "full-beta-4"))),
+)
+STUDY = {study.name: study for study in STUDIES}
 
 
 def reference_clips(motion: str, settings: Settings) -> list[Clip]:
@@ -144,7 +186,8 @@ def motion_layers(lora: LoraSet, kept: tuple[str, ...]) -> LoraSet:
     return LoraSet(tuple(loras), f"{lora.source} {kept}")
 
 
-def sample_variant(base: Pipeline, lora: LoraSet | None, motion: str, settings: Settings) -> list[tuple[str, torch.Tensor]]:
+def sample_variant(base: Pipeline, lora: LoraSet | None, motion: str,
+                   settings: Settings) -> list[tuple[str, torch.Tensor]]:
     pipeline = base if lora is None else base.with_loras(lora, motion_scale=1.0, appearance_scale=0.0)
     pipeline.activate()
     samples = []
@@ -309,16 +352,44 @@ def write_results(result: dict, out: Path, command: str, minutes: float) -> None
     write_image(out / "motion_quality.png", result["sheet"])
 
 
-def rewrite_table(out: Path) -> None:
-    """motion_quality.md again from motion_quality.json, each row summarised anew from its reports."""
+def load_results(out: Path) -> dict:
+    """A run's motion_quality.json, each row summarised anew from its reports."""
     data = json.loads((out / "motion_quality.json").read_text())
     for row in data["rows"]:
         row.update(summary(row["per_prompt"]))
         row["per_sample"] = [s for report in row["per_prompt"] for s in per_sample(report)]
-    write_table(data, out)
+    return data
 
 
-def write_table(data: dict, out: Path) -> None:
+def rewrite_table(out: Path) -> None:
+    """motion_quality.md again from motion_quality.json."""
+    write_table(load_results(out), out)
+
+
+def studies_summary(root: Path) -> list[str]:
+    """The main table's last section: every other study's means over the motions, read from its JSON."""
+    lines = ["## The other studies: means over the motions", ""]
+    for study in STUDIES[1:]:
+        folder = root / study.folder
+        lines += [f"### {study.name}", "", study.question]
+        if not (folder / "motion_quality.json").is_file():
+            lines[-1] += f" Not run yet: `{study.command()}`."
+            lines.append("")
+            continue
+        data = load_results(folder)
+        lines[-1] += (f" Made by `{data['command']}` in {data['minutes']:.0f} min; per motion and the settings in "
+                      f"[{study.folder}/motion_quality.md]({study.folder}/motion_quality.md).")
+        lines += ["", *table(averages(data["rows"]), "motions"), ""]
+    return lines
+
+
+def write_main_table(root: Path | None = None) -> None:
+    """The main study's motion_quality.md with every other study summed up after it."""
+    root = RESULTS if root is None else root
+    write_table(load_results(root), root, studies_summary(root))
+
+
+def write_table(data: dict, out: Path, more: list[str] = ()) -> None:
     s, rows, command, minutes = data["settings"], data["rows"], data["command"], data["minutes"]
     variants = list(s.get("variants", VARIANTS))
     shape = data.get("model_caption_eval", {}).get("shape")
@@ -359,12 +430,14 @@ def write_table(data: dict, out: Path) -> None:
         "`motion_quality.png`: one row per motion: a reference clip, then the first sample of "
         f"{', '.join(variants[:-1])} and {variants[-1]} ({s['frames']} frames each, left to right).",
         "",
+        *more,
     ]
     write_text(out / "motion_quality.md", "\n".join(lines))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--study", help=f"comma-separated studies to run (default all: {', '.join(STUDY)})")
     parser.add_argument("--quick", action="store_true", help="one motion, 60 steps, one seed: a smoke run")
     parser.add_argument("--motions", help=f"comma-separated subset of {', '.join(HELD_OUT_MOTIONS)}")
     parser.add_argument("--steps", type=int, help="training steps of every variant (default 900)")
@@ -377,48 +450,85 @@ def parse_args(argv=None):
     parser.add_argument("--variants", help=f"comma-separated variants to run (default {','.join(VARIANTS)}; also "
                                            f"{', '.join(EXTRA_VARIANTS)}); the probes run with full")
     parser.add_argument("--model", type=Path, default=MODEL, help="the small-world model folder")
-    parser.add_argument("--out", type=Path, help="results folder (default bench/results; output/bench with --quick)")
+    parser.add_argument("--out", type=Path, help="results folder of a run with changed settings (output/bench with "
+                                                 "--quick); the studies write under bench/results")
+    parser.add_argument("--work", type=Path, default=REPO / "output" / "bench" / "motion_quality_runs",
+                        help="where the trained LoRAs go (emptied first; default output/bench/motion_quality_runs)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rewrite", action="store_true",
-                        help="only rewrite motion_quality.md from the --out folder's motion_quality.json")
+    parser.add_argument("--rewrite", action="store_true", help="only rewrite the tables from their JSON: every "
+                        "study's, or the --out folder's")
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    settings = Settings()
-    if args.quick:
-        settings = Settings(motions=("orbit",), steps=60, sample_seeds=(0,))
+CHANGES = ("motions", "steps", "lr", "rank", "captions", "background", "variants")
+
+
+def changed_settings(args, settings: Settings) -> Settings:
+    """`settings` with what the command line changes."""
     if args.motions:
         settings.motions = tuple(m.strip() for m in args.motions.split(","))
-    if args.captions:
-        settings.captions = args.captions
-    if args.background:
-        settings.background = args.background
     if args.variants:
         settings.variants = tuple(v.strip() for v in args.variants.split(","))
         unknown = sorted(set(settings.variants) - set(VARIANTS) - set(EXTRA_VARIANTS))
         if unknown:
             raise SystemExit(f"unknown variants {unknown}: use {', '.join(VARIANTS + EXTRA_VARIANTS)}")
-    for name in ("steps", "lr", "rank"):
+    for name in ("captions", "background", "steps", "lr", "rank"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
-    out = args.out or (REPO / "output" / "bench" if args.quick else RESULTS)
-    if args.rewrite:
-        rewrite_table(out)
-        print(f"wrote {out / 'motion_quality.md'}")
-        return 0
-    work = REPO / "output" / "bench" / "motion_quality_runs"
+    return settings
+
+
+def chosen_studies(args) -> list[Study]:
+    names = [n.strip() for n in args.study.split(",")] if args.study else list(STUDY)
+    unknown = [n for n in names if n not in STUDY]
+    if unknown:
+        raise SystemExit(f"unknown studies {unknown}: use {', '.join(STUDY)}")
+    return [STUDY[n] for n in names]
+
+
+def run_and_write(settings: Settings, out: Path, model: Path, work: Path, command: str, threads: int) -> None:
+    torch.set_num_threads(threads)
     if work.exists():
         import shutil
 
         shutil.rmtree(work)
     began = time.time()
-    result = run(settings, work, args.model)
-    command = "python bench/motion_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    write_results(result, out, command.strip(), (time.time() - began) / 60)
+    result = run(settings, work, model)
+    write_results(result, out, command, (time.time() - began) / 60)
     print(f"wrote {out / 'motion_quality.md'}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    changed = (args.quick or args.out is not None or args.model != MODEL
+               or any(getattr(args, name) is not None for name in CHANGES))
+    if args.rewrite:
+        folders = [args.out] if args.out else [RESULTS / s.folder for s in STUDIES
+                                               if (RESULTS / s.folder / "motion_quality.json").is_file()]
+        for folder in folders:
+            rewrite_table(folder)
+            print(f"wrote {folder / 'motion_quality.md'}")
+        if not args.out and (RESULTS / "motion_quality.json").is_file():
+            write_main_table()
+        return 0
+    if changed:  # a run of one's own: never into bench/results, which holds the studies as STUDIES defines them
+        studies = chosen_studies(args) if args.study else [STUDY["main"]]
+        if len(studies) != 1:
+            raise SystemExit("changed settings apply to one study: name one with --study, or none (main)")
+        if args.out is None and not args.quick:
+            raise SystemExit("a run with changed settings needs --out DIR (bench/results holds the studies as "
+                             "STUDIES defines them; run those with no setting changed and no --out)")
+        settings = studies[0].settings()
+        if args.quick:
+            settings = Settings(motions=("orbit",), steps=60, sample_seeds=(0,), **studies[0].changes)
+        out = args.out or REPO / "output" / "bench"
+        command = "python bench/motion_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        run_and_write(changed_settings(args, settings), out, args.model, args.work, command.strip(), args.threads)
+        return 0
+    for study in chosen_studies(args):
+        run_and_write(study.settings(), RESULTS / study.folder, args.model, args.work, study.command(), args.threads)
+        if (RESULTS / "motion_quality.json").is_file():
+            write_main_table()
     return 0
 
 

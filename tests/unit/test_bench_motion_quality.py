@@ -129,3 +129,53 @@ def test_textured_references_share_one_texture_and_the_table_reads_its_leak(benc
     plain = bench.Settings(motions=("orbit",))
     assert "background share" not in "\n".join(bench.table([{"variant": "base", "train_seconds": 0}], "motions"))
     assert bench.reference_clips("orbit", plain)[0].frames[0, 0, 0].tolist() == pytest.approx([0.12, 0.12, 0.14])
+
+
+def test_every_study_is_a_known_set_of_variants(bench):
+    assert [s.name for s in bench.STUDIES][0] == "main" and bench.STUDY["main"].settings() == bench.Settings()
+    for study in bench.STUDIES:
+        settings = study.settings()
+        assert set(settings.variants) <= {"base", *bench.TRAINING}, study.name
+        assert study.command().startswith("python bench/motion_quality.py")
+    assert bench.TRAINING["full-beta-4"]["beta"] == 4.0
+
+
+def test_the_studies_run_into_their_folders_and_the_main_table_sums_them_up(bench, tiny_model_dir, tmp_path,
+                                                                           monkeypatch):
+    tiny = dict(motions=("orbit",), steps=2, rank=4, sample_seeds=(0,), sample_steps=2)
+    studies = (bench.Study("main", "", "The references as they are.", tiny | dict(variants=("base", "coupled"))),
+               bench.Study("deviations", "deviations", "Not run here.", tiny),
+               bench.Study("textured_background", "diagnosis/textured", "A texture no caption names.",
+                           tiny | dict(variants=("base", "temporal"), background="textured")))
+    monkeypatch.setattr(bench, "STUDIES", studies)
+    monkeypatch.setattr(bench, "STUDY", {s.name: s for s in studies})
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(bench, "MODEL", tiny_model_dir)
+
+    threads = str(torch.get_num_threads())
+    argv = ["--study", "main,textured_background", "--work", str(tmp_path / "runs"), "--threads", threads]
+    assert bench.main(argv) == 0
+    textured = json.loads((tmp_path / "results" / "diagnosis" / "textured" / "motion_quality.json").read_text())
+    assert textured["command"] == "python bench/motion_quality.py --study textured_background"
+    assert [r["variant"] for r in textured["rows"]] == ["base", "temporal"]
+    main_table = (tmp_path / "results" / "motion_quality.md").read_text()
+    summary = main_table[main_table.index("## The other studies"):]
+    assert "| all | coupled |" in main_table[:main_table.index("## The other studies")]
+    assert "### deviations" in summary and "Not run yet: `python bench/motion_quality.py --study deviations`" in summary
+    assert "### textured_background" in summary and "| all | temporal |" in summary
+    assert "background share" in summary and "(diagnosis/textured/motion_quality.md)" in summary
+
+    assert bench.main(["--rewrite"]) == 0  # every table again from the JSON alone: the same
+    assert (tmp_path / "results" / "motion_quality.md").read_text() == main_table
+
+
+def test_changed_settings_never_write_over_the_studies(bench, tmp_path):
+    with pytest.raises(SystemExit, match="needs --out DIR"):
+        bench.main(["--steps", "2"])
+    with pytest.raises(SystemExit, match="unknown studies"):
+        bench.main(["--study", "textured", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="apply to one study"):
+        bench.main(["--study", "main,deviations", "--steps", "2", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown variants"):
+        bench.main(["--variants", "base,full-beta-9", "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
