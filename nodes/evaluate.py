@@ -17,7 +17,8 @@ class EvaluateMotion(io.ComfyNode):
             display_name="MotionDirector Evaluate Motion",
             category=f"{CATEGORY}/evaluate",
             description=("Motion fidelity of generated frames against reference frames (point tracks, both ways), "
-                         "plus the toy world's object trajectory, text alignment and appearance leakage."),
+                         "plus the toy world's object trajectory, text alignment and appearance leakage, and how many "
+                         "frames of each sample keep the prompt's look."),
             inputs=[
                 io.Image.Input("generated", tooltip="Generated frames (a Sample or Sweep output)."),
                 io.Image.Input("reference", tooltip="The reference frames whose motion was learned."),

@@ -27,6 +27,7 @@ def test_new_look_with_the_reference_motion(comfy):
     assert report["appearance_leakage"] == {"colour": 0.5, "shape": 0.0, "overall": 0.5, "samples": 2}
     assert report["reference_appearance"]["colour_from"] == "reference_prompt"
     assert [o["colour"] for o in report["generated_objects"]] == ["blue", "red"]
+    assert report["look_kept_frames_per_sample"] == [8, 0] and report["look_kept_every_frame"] == 1
 
 
 def test_wrong_motion_scores_low_and_prompts_are_optional(comfy):
