@@ -71,7 +71,7 @@ from motiondirector_core.metrics.toyworld_background import background_share  # 
 from motiondirector_core.models import load_model  # noqa: E402
 from motiondirector_core.pipeline import LoraSet, Pipeline  # noqa: E402
 from motiondirector_core.sample import SampleSettings, generate  # noqa: E402
-from motiondirector_core.toyworld.clips import HELD_OUT_MOTIONS, PHRASES, caption, make_clip  # noqa: E402
+from motiondirector_core.toyworld.clips import HELD_OUT_MOTIONS, caption, make_clip  # noqa: E402
 from motiondirector_core.train import train  # noqa: E402
 from motiondirector_core.train_config import TrainConfig  # noqa: E402
 from motiondirector_core.video_io import write_image  # noqa: E402
@@ -155,7 +155,7 @@ def reference_clips(motion: str, settings: Settings) -> list[Clip]:
     for seed in REFERENCE_SEEDS:
         toy = make_clip(size=settings.size, frames=settings.frames, motion=motion, seed=seed, **REFERENCE,
                         background=settings.background, background_seed=BACKGROUND_SEED)
-        prompt = toy.caption if settings.captions == "look" else f"a {REFERENCE['shape']} {PHRASES[toy.motion]}"
+        prompt = toy.caption if settings.captions == "look" else caption(REFERENCE["shape"], None, toy.motion)
         clips.append(Clip(frames=toy.frames, prompt=prompt, source=f"{motion} seed {seed}"))
     return clips
 

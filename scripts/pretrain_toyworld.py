@@ -57,6 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
     parser.add_argument("--variants", type=int, default=DEFAULTS.variants,
                         help="seeded variants of every shape x colour x motion x background")
+    parser.add_argument("--colour-dropout", type=float, default=DEFAULTS.colour_dropout,
+                        help="share of captions that name the shape alone, leaving the colour to the pixels (0..1)")
+    parser.add_argument("--vae-from", default=None,
+                        help="reuse the VAE of this model folder (trained with the same VAE settings) instead of "
+                             "training one, e.g. models/toyworld-t2v")
     parser.add_argument("--checkpoint-minutes", type=float, default=DEFAULTS.checkpoint_minutes)
     parser.add_argument("--eval-prompts", type=int, default=DEFAULTS.eval_prompts)
     parser.add_argument("--eval-seeds", type=int, default=DEFAULTS.eval_seeds)
@@ -79,7 +84,8 @@ def main(argv=None) -> int:
             minutes=args.minutes, extend=args.extend, latent_factor=args.latent_factor,
             latent_channels=args.latent_channels, vae_steps=args.vae_steps, vae_batch=args.vae_batch,
             vae_lr=args.vae_lr,
-            batch=args.batch, lr=args.lr, variants=args.variants,
+            batch=args.batch, lr=args.lr, variants=args.variants, colour_dropout=args.colour_dropout,
+            vae_from=args.vae_from,
             checkpoint_minutes=args.checkpoint_minutes, eval_prompts=args.eval_prompts, eval_seeds=args.eval_seeds,
             eval_cfg=args.eval_cfg, extra_info={"command": command.strip()},
         )

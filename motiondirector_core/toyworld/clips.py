@@ -69,11 +69,12 @@ class ToyClip:
     scales: np.ndarray  # [F] the shape's size relative to scale 1
 
 
-def caption(shape: str, colour: str, motion: str) -> str:
-    """'a red circle moving left', 'an orange square orbiting' ..."""
-    shape, colour, motion = _choice("shape", shape, SHAPES), _choice("colour", colour, COLOURS), _motion(motion)
-    article = "an" if colour[0] in "aeiou" else "a"
-    return f"{article} {colour} {shape} {PHRASES[motion]}"
+def caption(shape: str, colour: str | None, motion: str) -> str:
+    """'a red circle moving left', 'an orange square orbiting' ...; colour None names the shape alone."""
+    shape, motion = _choice("shape", shape, SHAPES), _motion(motion)
+    words = shape if colour is None else f"{_choice('colour', colour, COLOURS)} {shape}"
+    article = "an" if words[0] in "aeiou" else "a"
+    return f"{article} {words} {PHRASES[motion]}"
 
 
 def _choice(name: str, value, allowed) -> str:

@@ -2,11 +2,11 @@
 
 Stages, each resumable from the work folder (a stage whose output is there is skipped; the UNet stage resumes from
 its latest checkpoint):
-1. vae: train the AutoencoderKL on toy frames (MSE weighted towards the shape, posterior sampled, small KL), then set
+1. vae: train the AutoencoderKL (or, with vae_from, take the one of a model trained with the same VAE settings) on toy frames (MSE weighted towards the shape, posterior sampled, small KL), then set
    its scaling factor to 1 / std of the toy world's latents; reports how well caption_eval reads reconstructions.
 2. latents: encode every pretraining clip with the frozen VAE (posterior mean x scaling factor), once.
 3. unet: train the UNet and the text encoder jointly on the v-prediction loss (AdamW, warm-up + cosine, EMA of the
-   weights, 10% empty captions for classifier-free guidance).
+   weights, 10% empty captions for classifier-free guidance; colour_dropout of the others name the shape alone).
 4. save: the EMA weights (fp16), VAE, tokenizer, scheduler and model_index.json into `out`, loadable by load_model.
 5. eval: caption_eval on a few prompts x seeds; the accuracies go into out/toyworld.json.
 
@@ -27,6 +27,7 @@ from ..errors import MotionDirectorError
 from ..files import atomic_dir, write_json
 from ..schedulers import scheduler_from_config
 from . import architecture
+from .clips import caption
 from .dataset import ToyDataset, to_float, to_uint8
 from .pretrain_state import EMA, Progress, StepTimer, learning_rate, load_checkpoint, save_checkpoint, step_generator
 from .vocab import load_tokenizer, write_tokenizer
@@ -44,7 +45,10 @@ INFO_FILE = "toyworld.json"
 FORMER_DEFAULTS = {"latent_factor": 4, "latent_channels": 4}
 SIGNATURE = ("seed", "size", "frames", "variants", "latent_factor", "latent_channels", "vae_steps", "vae_batch",
              "vae_lr", "kl_weight", "shape_weight", "batch", "lr", "warmup", "weight_decay", "ema_decay",
-             "caption_dropout", "grad_clip")
+             "caption_dropout", "colour_dropout", "grad_clip")
+# The settings a VAE depends on: a VAE taken from another model (vae_from) must have been trained with these.
+VAE_SIGNATURE = ("seed", "size", "frames", "variants", "latent_factor", "latent_channels", "vae_steps", "vae_batch",
+                 "vae_lr", "kl_weight", "shape_weight")
 
 
 @dataclass
@@ -73,12 +77,16 @@ class PretrainConfig:
     weight_decay: float = 0.01
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
+    # Share of the UNet's captions that name the shape alone ("a square moving left"): then the colour is a look
+    # the text does not carry, as a real caption names a class and not this one's appearance.
+    colour_dropout: float = 0.0
     grad_clip: float = 1.0
     checkpoint_minutes: float = 5.0
     eval_prompts: int = 15
     eval_seeds: int = 2
     eval_steps: int = 25
     eval_cfg: float = 7.5
+    vae_from: str | Path | None = None  # a model folder whose VAE (trained with the same VAE settings) is reused
     extra_info: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -93,6 +101,10 @@ class PretrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise MotionDirectorError(f"{name} must be a whole number of at least 1, got {value!r}.")
+        for name in ("caption_dropout", "colour_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise MotionDirectorError(f"{name} must be a share between 0 and 1, got {value!r}.")
         if self.minutes is not None and not self.minutes > 0:
             raise MotionDirectorError(f"minutes must be positive, got {self.minutes!r}.")
         if self.latent_factor not in architecture.LATENT_FACTORS:
@@ -104,6 +116,14 @@ class PretrainConfig:
 
     def signature(self) -> dict:
         return {key: getattr(self, key) for key in SIGNATURE}
+
+
+def step_captions(named: torch.Tensor, shape_only: torch.Tensor, empty: int, cfg: PretrainConfig,
+                  generator: torch.Generator) -> torch.Tensor:
+    """One step's caption ids: caption_dropout of them empty, colour_dropout of the rest naming the shape alone."""
+    dropped = torch.rand(len(named), generator=generator) < cfg.caption_dropout
+    unnamed = torch.rand(len(named), generator=generator) < cfg.colour_dropout
+    return torch.where(dropped, empty, torch.where(unnamed, shape_only, named))
 
 
 def pretrain(config: PretrainConfig, printer=print) -> Path:
@@ -177,6 +197,9 @@ class _Run:
         if (done / "config.json").is_file():
             self.progress.say(f"VAE already trained in {done}: reusing it")
             return
+        if cfg.vae_from is not None:
+            self._copy_vae(Path(cfg.vae_from).expanduser(), done)
+            return
         torch.manual_seed(cfg.seed)
         vae = architecture.build_vae(cfg.latent_factor, cfg.latent_channels).to(self.device)
         optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
@@ -227,6 +250,28 @@ class _Run:
         with atomic_dir(done) as tmp:
             vae.save_pretrained(tmp)
         checkpoint_path.unlink(missing_ok=True)
+
+    def _copy_vae(self, model: Path, done: Path) -> None:
+        from diffusers import AutoencoderKL
+
+        info_path = model / INFO_FILE
+        if not (model / "vae" / "config.json").is_file() or not info_path.is_file():
+            raise MotionDirectorError(
+                f"vae_from {model} is not a small-world model folder (it needs vae/ and {INFO_FILE}): pass a folder "
+                f"made by scripts/pretrain_toyworld.py, such as models/toyworld-t2v.")
+        held = json.loads(info_path.read_text()).get("pretrain", {})
+        held = {k: held.get(k, FORMER_DEFAULTS.get(k, getattr(PretrainConfig, k))) for k in VAE_SIGNATURE}
+        changed = {k: (held[k], getattr(self.cfg, k)) for k in VAE_SIGNATURE if held[k] != getattr(self.cfg, k)}
+        if changed:
+            shown = ", ".join(f"{k}: {a} there, {b} here" for k, (a, b) in changed.items())
+            raise MotionDirectorError(
+                f"the VAE in {model} was trained with other settings ({shown}): leave out vae_from to train one, "
+                f"or pass those settings.")
+        vae = AutoencoderKL.from_pretrained(model / "vae", torch_dtype=torch.float32)
+        with atomic_dir(done) as tmp:
+            vae.save_pretrained(tmp)
+        self.progress.say(f"VAE taken from {model} (scaling factor {vae.config.scaling_factor:.4f})")
+        self.progress.log({"stage": "vae", "event": "copied", "from": str(model)})
 
     @torch.no_grad()
     def _latent_scale(self, vae) -> float:
@@ -287,9 +332,13 @@ class _Run:
         data = load_checkpoint(self._require(self.work / "latents.pt", "latents"))
         latents, caption_ids, captions = data["latents"], data["caption_ids"], list(data["captions"])
         tokenizer = load_tokenizer(self.work / "tokenizer")
-        tokens = tokenizer(captions + [""], padding="max_length", max_length=architecture.MAX_TOKENS,
+        # Each clip's caption with its colour left out sits after the full ones; the empty caption comes last.
+        shape_only = sorted({caption(spec.shape, None, spec.motion) for spec in self.data.specs})
+        shape_only_ids = torch.tensor([len(captions) + shape_only.index(caption(spec.shape, None, spec.motion))
+                                       for spec in self.data.specs])
+        tokens = tokenizer(captions + shape_only + [""], padding="max_length", max_length=architecture.MAX_TOKENS,
                            truncation=True, return_tensors="pt").input_ids
-        empty = len(captions)
+        empty = len(captions) + len(shape_only)
         torch.manual_seed(cfg.seed)
         unet = architecture.build_unet(cfg.latent_factor, cfg.latent_channels).to(self.device)
         text_encoder = architecture.build_text_encoder(tokenizer).to(self.device)
@@ -334,7 +383,7 @@ class _Run:
             x0 = latents[index].to(self.device)
             noise = torch.randn(x0.shape, generator=g).to(self.device)
             t = torch.randint(scheduler.config.num_train_timesteps, (cfg.batch,), generator=g)
-            ids = torch.where(torch.rand(cfg.batch, generator=g) < cfg.caption_dropout, empty, caption_ids[index])
+            ids = step_captions(caption_ids[index], shape_only_ids[index], empty, cfg, g)
             hidden = text_encoder(tokens[ids].to(self.device))[0]
             t = t.to(self.device)
             noisy, target = scheduler.add_noise(x0, noise, t), scheduler.get_velocity(x0, noise, t)
@@ -412,6 +461,7 @@ class _Run:
             "parameters": {name: architecture.parameter_count(m)
                            for name, m in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder))},
             "pretrain": {**settings, "unet_steps": unet_steps, "extended_from": extended_from,
+                         **({"vae_from": str(cfg.vae_from)} if cfg.vae_from is not None else {}),
                          "device": str(self.device), "threads": torch.get_num_threads(), **cfg.extra_info},
         }
 

@@ -126,6 +126,7 @@ def test_captions_name_colour_shape_and_motion():
     assert caption("circle", "red", "left") == "a red circle moving left"
     assert caption("triangle", "orange", "zoom_in") == "an orange triangle zooming in"
     assert make_clip(size=16, frames=2, motion="Zoom In").caption == "a red circle zooming in"
+    assert caption("square", None, "zigzag") == "a square moving in a zigzag"  # the class alone, colour unnamed
     captions = {caption("square", "blue", motion) for motion in MOTIONS}
     assert len(captions) == len(MOTIONS)
     assert not set(PRETRAIN_MOTIONS) & set(HELD_OUT_MOTIONS)

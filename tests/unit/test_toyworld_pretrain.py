@@ -13,7 +13,7 @@ from motiondirector_core.toyworld.caption_eval import direction, parse_caption, 
 from motiondirector_core.toyworld.clips import COLOURS, HELD_OUT_MOTIONS, MOTIONS, PRETRAIN_MOTIONS, SHAPES, caption
 from motiondirector_core.toyworld.clips import make_clip
 from motiondirector_core.toyworld.dataset import ToyDataset
-from motiondirector_core.toyworld.pretrain import PretrainConfig, pretrain
+from motiondirector_core.toyworld.pretrain import PretrainConfig, pretrain, step_captions
 from motiondirector_core.toyworld.pretrain_state import load_checkpoint
 from motiondirector_core.toyworld.vocab import caption_words, learn_merges, load_tokenizer, write_tokenizer
 
@@ -338,3 +338,43 @@ def test_latent_settings_are_checked_and_older_work_folders_read_as_factor_4(pre
     pretrain(PretrainConfig(latent_factor=4, latent_channels=4, **common), printer=lambda line: None)  # accepted
     with pytest.raises(MotionDirectorError, match="latent_factor: 4 -> 8, latent_channels: 4 -> 16"):
         pretrain(PretrainConfig(**common), printer=lambda line: None)  # today's defaults are another run
+
+
+def test_colour_dropout_names_the_shape_alone_in_that_share_of_the_captions():
+    named, shape_only, empty = torch.arange(4000) % 7, 100 + torch.arange(4000) % 3, 999
+    for caption_dropout, colour_dropout in ((0.1, 0.0), (0.1, 0.3), (0.0, 1.0)):
+        cfg = PretrainConfig(caption_dropout=caption_dropout, colour_dropout=colour_dropout)
+        ids = step_captions(named, shape_only, empty, cfg, torch.Generator().manual_seed(0))
+        kept = ids != empty
+        assert abs((~kept).float().mean() - caption_dropout) < 0.02
+        unnamed = (ids == shape_only) & kept
+        assert abs(unnamed[kept].float().mean() - colour_dropout) < 0.03
+        assert torch.equal(ids[kept & ~unnamed], named[kept & ~unnamed])
+    with pytest.raises(MotionDirectorError, match="colour_dropout must be a share between 0 and 1"):
+        PretrainConfig(colour_dropout=1.5)
+
+
+def test_a_vae_taken_from_a_model_is_reused_and_its_settings_are_checked(pretrained, tmp_path):
+    from diffusers import AutoencoderKL
+
+    source = pretrained / "model"
+    script = load_script()
+    common = ["--out", str(tmp_path / "model"), "--work", str(tmp_path / "work"), "--threads", "1", "--variants",
+              "1", "--vae-steps", "2", "--vae-batch", "4", "--steps", "2", "--batch", "2", "--eval-prompts", "1",
+              "--eval-seeds", "1", "--colour-dropout", "0.5"]
+    assert script.main(common + ["--vae-from", str(source)]) == 0
+    records = [json.loads(line) for line in (tmp_path / "work" / "pretrain_log.jsonl").read_text().splitlines()]
+    assert [r["from"] for r in records if r.get("event") == "copied"] == [str(source)]
+    assert not any(r.get("stage") == "vae" and "step" in r for r in records)  # no VAE step was trained
+    copied = AutoencoderKL.from_pretrained(tmp_path / "model" / "vae").state_dict()
+    for name, weight in AutoencoderKL.from_pretrained(source / "vae").state_dict().items():
+        assert torch.equal(copied[name], weight), name
+    info = json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]
+    assert info["vae_from"] == str(source) and info["colour_dropout"] == 0.5
+
+    with pytest.raises(MotionDirectorError, match="vae_steps: 2 there, 3 here"):
+        pretrain(PretrainConfig(out=tmp_path / "m2", work=tmp_path / "w2", variants=1, vae_steps=3, vae_batch=4,
+                                vae_from=source, stages=("vae",)), printer=lambda line: None)
+    with pytest.raises(MotionDirectorError, match="not a small-world model folder"):
+        pretrain(PretrainConfig(out=tmp_path / "m3", work=tmp_path / "w3", variants=1, vae_from=tmp_path,
+                                stages=("vae",)), printer=lambda line: None)
