@@ -216,8 +216,9 @@ def score(samples, references: list[Clip], textured: bool = False) -> dict:
 
 
 def per_sample(report: dict) -> list[dict]:
-    """Each sample's scores from a prompt's report: its fidelities, and 1/0 for the prompt's look kept (colour and
-    shape both) and for the reference's colour or shape leaked in (None where the prompt names the reference's)."""
+    """Each sample's scores from a prompt's report: its fidelities, 1/0 for the prompt's look kept (colour and shape
+    both, then each alone) and for the reference's colour or shape leaked in (None where the prompt names the
+    reference's)."""
     asked, reference = report["prompt"], report["reference_appearance"]
     check_colour = asked["colour"] not in (None, reference["colour"])
     check_shape = asked["shape"] not in (None, reference["shape"])
@@ -231,6 +232,8 @@ def per_sample(report: dict) -> list[dict]:
             "trajectory_fidelity": report["trajectory_fidelity_per_sample"][i],
             "text_alignment": float((asked["colour"] in (None, found["colour"])) and
                                     (asked["shape"] in (None, found["shape"]))),
+            "text_alignment_colour": None if asked["colour"] is None else float(found["colour"] == asked["colour"]),
+            "text_alignment_shape": None if asked["shape"] is None else float(found["shape"] == asked["shape"]),
             "leakage": None if colour is None and shape is None else float(bool(colour) or bool(shape)),
             "leakage_colour": colour, "leakage_shape": shape,
             "background_share": shares[i] if shares else None,
@@ -301,10 +304,12 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
 
 
 HEADINGS = {"motion_fidelity": "motion fidelity", "trajectory_fidelity": "trajectory fidelity",
-            "text_alignment": "text alignment", "leakage": "leakage", "leakage_colour": "leaked colour",
+            "text_alignment": "text alignment", "text_alignment_colour": "prompt's colour",
+            "text_alignment_shape": "prompt's shape", "leakage": "leakage", "leakage_colour": "leaked colour",
             "leakage_shape": "leaked shape", "background_share": "background share"}
 COLUMNS = (*HEADINGS, "train_seconds")
-WITH_INTERVALS = ("trajectory_fidelity", "text_alignment", "leakage", "background_share")
+WITH_INTERVALS = ("trajectory_fidelity", "text_alignment", "text_alignment_colour", "text_alignment_shape", "leakage",
+                  "background_share")
 
 
 def averages(rows: list[dict]) -> list[dict]:
@@ -409,7 +414,7 @@ def write_table(data: dict, out: Path, more: list[str] = ()) -> None:
         f"cfg {s['cfg']:g}, {s['frames']} frames at {s['size']} px, motion LoRA at 1, spatial LoRA off.",
         "",
         "Motion and trajectory fidelity: -1..1, higher is the reference's motion. Text alignment: share of samples "
-        "with the prompt's colour and shape. Leakage: share with the reference's colour or shape (then each "
+        "with the prompt's colour and shape (then each alone). Leakage: share with the reference's colour or shape (then each "
         "alone). Colour, shape and path are read from the pixels (motiondirector_core/metrics); the base model "
         f"draws the asked shape in {shape_rate} of samples (its caption check), so a misread or misdrawn shape "
         "counts as leaked square now and then even without any training. Rows full:attention and "

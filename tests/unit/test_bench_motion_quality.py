@@ -41,7 +41,7 @@ def test_every_variant_is_trained_sampled_and_scored(bench, tiny_model_dir, tmp_
 
     width = (1 + len(bench.VARIANTS)) * 8 * 32  # a reference, then a sample of each variant: 8 frames of 32 px
     assert Image.open(tmp_path / "out" / "motion_quality.png").size == (width, 2 * 32)  # x two motions
-    assert "| leaked colour | leaked shape |" in table
+    assert "| text alignment | prompt's colour | prompt's shape | leakage | leaked colour | leaked shape |" in table
     bench.rewrite_table(tmp_path / "out")  # the same table again from the JSON alone
     assert (tmp_path / "out" / "motion_quality.md").read_text() == table
 
@@ -85,6 +85,11 @@ def test_intervals_and_per_sample_records(bench):
               "motion_fidelity_per_sample": [0.1, 0.2, 0.3], "trajectory_fidelity_per_sample": [0.4, 0.5, 0.6]}
     rows = bench.per_sample(report)
     assert [r["text_alignment"] for r in rows] == [1.0, 0.0, 0.0]
+    assert [(r["text_alignment_colour"], r["text_alignment_shape"]) for r in rows] == [
+        (1.0, 1.0), (0.0, 1.0), (1.0, 0.0)]
+    unnamed = bench.per_sample({**report, "prompt": {"colour": None, "shape": "circle"}})
+    assert [(r["text_alignment_colour"], r["text_alignment_shape"]) for r in unnamed] == [
+        (None, 1.0), (None, 1.0), (None, 0.0)]
     assert [(r["leakage"], r["leakage_colour"], r["leakage_shape"]) for r in rows] == [
         (0.0, 0.0, 0.0), (1.0, 1.0, 0.0), (1.0, 0.0, 1.0)]
     assert [r["trajectory_fidelity"] for r in rows] == [0.4, 0.5, 0.6]
