@@ -9,9 +9,11 @@ has never seen, while new videos keep the prompt's appearance?
     python bench/motion_quality.py --background textured --variants base,full --out DIR   # a run of your own
 
 The studies: `main` (the table below, bench/results/motion_quality.md, which also sums up the others),
-`deviations` (two of the reference trainer's ways, bench/results/deviations/), and two diagnoses of why the split
+`deviations` (two of the reference trainer's ways, bench/results/deviations/), and four diagnoses of why the split
 does not show on this model (bench/results/diagnosis/): `shape_captions` (references captioned without their
-colour) and `textured_background` (one texture behind them that no caption names).
+colour), `textured_background` (one texture behind them that no caption names), `known_motions` (the motions the
+base model was pretrained on: the ceiling of trajectory fidelity in this world) and `varied_references` (each
+reference in a look of its own).
 
 For each held-out motion (zigzag, orbit, bounce, zoom in) the references are clips of one appearance (a red square
 on a plain background; the clips differ only by the seed's jitter of the path). Six variants, the same training
@@ -80,6 +82,7 @@ MODEL = REPO / "models" / "toyworld-t2v"
 RESULTS = REPO / "bench" / "results"
 REFERENCE = dict(shape="square", colour="red")
 REFERENCE_SEEDS = (0, 1, 2)
+VARIED_LOOKS = (("square", "red"), ("triangle", "purple"), ("circle", "white"))  # one per seed, references="varied"
 BACKGROUND_SEED = 7  # the one texture behind every reference clip with --background textured
 NEW_APPEARANCES = (("circle", "blue"), ("triangle", "green"), ("circle", "yellow"))
 VARIANTS = ("base", "coupled", "dual", "full", "temporal", "attention")  # the default run
@@ -113,6 +116,7 @@ class Settings:
     variants: tuple[str, ...] = VARIANTS
     captions: str = "look"  # look: the references' captions name colour and shape; shape: the shape alone
     background: str = "plain"  # textured: the references share one texture that no caption names
+    references: str = "one"  # varied: each reference clip has its own look (VARIED_LOOKS), no look in common
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,14 @@ STUDIES = (
     Study("textured_background", "diagnosis/textured_background", "One texture behind every reference that no "
           "caption names: which motion LoRAs carry it into new subjects' videos (background share)?",
           dict(background="textured", variants=("base", "coupled", "dual", "full", "temporal", "full-beta-4"))),
+    Study("known_motions", "diagnosis/known_motions", "The four motions the base model was pretrained on (left, "
+          "right, up, down), as references and prompts: how closely this world draws a path it already knows, the "
+          "ceiling a learned motion's trajectory fidelity can be read against.",
+          dict(motions=("left", "right", "up", "down"), variants=("base", "coupled", "full"))),
+    Study("varied_references", "diagnosis/varied_references", "Each of the three references in a look of its own "
+          "(a red square, a purple triangle, a white circle), captioned with it: does a motion shown by several "
+          "looks reach new subjects where one look's does not? No reference look to leak, so no leakage columns.",
+          dict(references="varied", variants=("base", "coupled", "dual", "full"))),
 )
 STUDY = {study.name: study for study in STUDIES}
 
@@ -150,12 +162,15 @@ def reference_clips(motion: str, settings: Settings) -> list[Clip]:
     captions="shape", with their class alone ("a square moving in a zigzag"): then the caption does not carry the
     colour, as a real caption names "a man", not this man, and the colour is what can leak.
     With background="textured" the clips share one texture behind the square that no caption names: a look the
-    pixels alone carry, as this man's street in a real clip."""
+    pixels alone carry, as this man's street in a real clip. With references="varied" each clip has a look of its
+    own (VARIED_LOOKS), as several people lifting weights teach one motion."""
     clips = []
-    for seed in REFERENCE_SEEDS:
-        toy = make_clip(size=settings.size, frames=settings.frames, motion=motion, seed=seed, **REFERENCE,
-                        background=settings.background, background_seed=BACKGROUND_SEED)
-        prompt = toy.caption if settings.captions == "look" else caption(REFERENCE["shape"], None, toy.motion)
+    for index, seed in enumerate(REFERENCE_SEEDS):
+        shape, colour = VARIED_LOOKS[index] if settings.references == "varied" else (REFERENCE["shape"],
+                                                                                      REFERENCE["colour"])
+        toy = make_clip(size=settings.size, frames=settings.frames, motion=motion, seed=seed, shape=shape,
+                        colour=colour, background=settings.background, background_seed=BACKGROUND_SEED)
+        prompt = toy.caption if settings.captions == "look" else caption(shape, None, toy.motion)
         clips.append(Clip(frames=toy.frames, prompt=prompt, source=f"{motion} seed {seed}"))
     return clips
 
@@ -200,14 +215,21 @@ def sample_variant(base: Pipeline, lora: LoraSet | None, motion: str,
     return samples
 
 
-def score(samples, references: list[Clip], textured: bool = False) -> dict:
+NO_LOOK = {"colour": None, "shape": None}  # the reference appearance of references without one look in common
+
+
+def score(samples, references: list[Clip], textured: bool = False, varied: bool = False) -> dict:
     """The evaluation report of each prompt's samples (all its seeds), their summary and one record per sample;
-    with textured references, each sample's share of their background pattern too."""
+    with textured references, each sample's share of their background pattern too. Varied references have no one
+    look that could leak: their reports carry no reference appearance and no leakage."""
     reference_prompt = references[0].prompt
     reports = []
     for prompt in dict.fromkeys(p for p, _ in samples):
         frames = [video for p, video in samples if p == prompt]
         report = evaluate(frames, [c.frames for c in references], prompt=prompt, reference_prompt=reference_prompt)
+        if varied:
+            report |= {"reference_appearance": dict(NO_LOOK),
+                       "appearance_leakage": {"overall": None, **NO_LOOK}}
         if textured:
             shares = [background_share(video, references[0].frames) for video in frames]
             report |= {"background_share_per_sample": shares, "background_share": sum(shares) / len(shares)}
@@ -220,8 +242,8 @@ def per_sample(report: dict) -> list[dict]:
     both, then each alone) and for the reference's colour or shape leaked in (None where the prompt names the
     reference's)."""
     asked, reference = report["prompt"], report["reference_appearance"]
-    check_colour = asked["colour"] not in (None, reference["colour"])
-    check_shape = asked["shape"] not in (None, reference["shape"])
+    check_colour = None not in (asked["colour"], reference["colour"]) and asked["colour"] != reference["colour"]
+    check_shape = None not in (asked["shape"], reference["shape"]) and asked["shape"] != reference["shape"]
     shares = report.get("background_share_per_sample")
     out = []
     for i, found in enumerate(report["generated_objects"]):
@@ -287,18 +309,22 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
                 lora, seconds = train_variant(model, variant, motion, references, settings, work)
                 trained[variant] = lora
             samples = sample_variant(base, lora, motion, settings)
-            scores = score(samples, references, textured=settings.background == "textured")
+            scores = score(samples, references, textured=settings.background == "textured",
+                           varied=settings.references == "varied")
             rows.append({"motion": motion, "variant": variant, "train_seconds": round(seconds, 1), **scores})
             if variant not in PROBES:
                 sheet.append(samples[0][1])
+            leakage = "-" if scores["leakage"] is None else f"{scores['leakage']:.2f}"
             printer(f"{motion:8s} {variant:8s} motion {scores['motion_fidelity']:.3f} "
                     f"trajectory {scores['trajectory_fidelity']:.3f} text {scores['text_alignment']:.2f} "
-                    f"leakage {scores['leakage']:.2f} train {seconds:.0f} s")
+                    f"leakage {leakage} train {seconds:.0f} s")
         # one row per motion: the reference clip, then a sample of each variant, every clip's frames left to right
         sheets.append(torch.cat([clip.permute(1, 0, 2, 3).flatten(1, 2) for clip in sheet], dim=1))
     info_path = Path(model_dir) / "toyworld.json"
     caption_eval = json.loads(info_path.read_text()).get("caption_eval", {}) if info_path.is_file() else {}
+    looks = VARIED_LOOKS if settings.references == "varied" else [tuple(REFERENCE.values())] * len(REFERENCE_SEEDS)
     return {"settings": vars(settings), "reference": REFERENCE | {"background": settings.background},
+            "reference_looks": looks,
             "new_appearances": NEW_APPEARANCES, "model": str(model_dir), "model_caption_eval": caption_eval,
             "rows": rows, "sheet": torch.cat(sheets, dim=0)}
 
@@ -394,19 +420,26 @@ def write_main_table(root: Path | None = None) -> None:
     write_table(load_results(root), root, studies_summary(root))
 
 
+def reference_words(settings: dict) -> str:
+    """The study's references, as the table's first line says them."""
+    background = ("one texture behind all of them that no caption names" if settings.get("background") == "textured"
+                  else "plain background")
+    if settings.get("references") == "varied":
+        looks = ", ".join(f"a {colour} {shape}" for shape, colour in VARIED_LOOKS)
+        return f"{len(REFERENCE_SEEDS)} clips per motion, each in a look of its own ({looks}; {background})"
+    return f"{len(REFERENCE_SEEDS)} clips of a {REFERENCE['colour']} {REFERENCE['shape']} ({background}) per motion"
+
+
 def write_table(data: dict, out: Path, more: list[str] = ()) -> None:
     s, rows, command, minutes = data["settings"], data["rows"], data["command"], data["minutes"]
     variants = list(s.get("variants", VARIANTS))
     shape = data.get("model_caption_eval", {}).get("shape")
     shape_rate = "about 73%" if shape is None else f"{shape:.0%}"  # results made before the JSON recorded it
-    background_words = ("one texture behind all of them that no caption names" if s.get("background") == "textured"
-                        else "plain background")
     lines = [
         "# Motion quality on the embedded small-world model",
         "",
         f"Made by `{command}` in {minutes:.0f} min ({data.get('threads', 2)} CPU threads). "
-        f"References: {len(REFERENCE_SEEDS)} clips of a {REFERENCE['colour']} {REFERENCE['shape']} "
-        f"({background_words}) per motion, captioned "
+        f"References: {reference_words(s)}, captioned "
         f"{'by their shape alone (the colour unnamed)' if s.get('captions') == 'shape' else 'with colour and shape'}; "
         f"{s['steps']} training steps, lr {s['lr']:g}, "
         f"rank {s['rank']}, training seed {s['train_seed']}; samples: "
@@ -452,6 +485,8 @@ def parse_args(argv=None):
                         "(default) or their shape alone, the colour unnamed")
     parser.add_argument("--background", choices=("plain", "textured"),
                         help="the references' background: plain (default) or one texture no caption names")
+    parser.add_argument("--references", choices=("one", "varied"), help="the references in one look (default) or "
+                        "each in a look of its own")
     parser.add_argument("--variants", help=f"comma-separated variants to run (default {','.join(VARIANTS)}; also "
                                            f"{', '.join(EXTRA_VARIANTS)}); the probes run with full")
     parser.add_argument("--model", type=Path, default=MODEL, help="the small-world model folder")
@@ -465,7 +500,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-CHANGES = ("motions", "steps", "lr", "rank", "captions", "background", "variants")
+CHANGES = ("motions", "steps", "lr", "rank", "captions", "background", "references", "variants")
 
 
 def changed_settings(args, settings: Settings) -> Settings:
@@ -477,7 +512,7 @@ def changed_settings(args, settings: Settings) -> Settings:
         unknown = sorted(set(settings.variants) - set(VARIANTS) - set(EXTRA_VARIANTS))
         if unknown:
             raise SystemExit(f"unknown variants {unknown}: use {', '.join(VARIANTS + EXTRA_VARIANTS)}")
-    for name in ("captions", "background", "steps", "lr", "rank"):
+    for name in ("captions", "background", "references", "steps", "lr", "rank"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     return settings

@@ -72,6 +72,29 @@ def test_the_reference_clips_share_one_appearance_and_one_motion(bench):
     assert not any(shape == "square" or colour == "red" for shape, colour in bench.NEW_APPEARANCES)
 
 
+def test_varied_references_each_have_a_look_of_their_own_and_nothing_reads_as_leaked(bench, tiny_model_dir,
+                                                                                      tmp_path):
+    settings = bench.Settings(motions=("orbit",), steps=2, rank=4, sample_seeds=(0,), sample_steps=2,
+                              variants=("base", "coupled"), references="varied")
+    clips = bench.reference_clips("orbit", settings)
+    assert [c.prompt for c in clips] == ["a red square orbiting", "a purple triangle orbiting",
+                                         "a white circle orbiting"]
+    one_look = bench.reference_clips("orbit", bench.Settings(motions=("orbit",)))
+    assert not torch.equal(clips[1].frames, one_look[1].frames)  # another look, the same seeds' paths
+    looks = set(bench.VARIED_LOOKS)
+    assert not looks & set(bench.NEW_APPEARANCES) and not {c for _, c in looks} & {c for _, c in bench.NEW_APPEARANCES}
+
+    result = bench.run(settings, tmp_path / "runs", tiny_model_dir, printer=lambda line: None)
+    for row in result["rows"]:
+        assert row["leakage"] is None and row["text_alignment"] is not None
+        assert all(s["leakage"] is None and s["leakage_shape"] is None for s in row["per_sample"])
+    bench.write_results(result, tmp_path / "out", "python bench/motion_quality.py --references varied", 0.1)
+    table = (tmp_path / "out" / "motion_quality.md").read_text()
+    assert "each in a look of its own (a red square, a purple triangle, a white circle; plain background)" in table
+    bench.rewrite_table(tmp_path / "out")
+    assert (tmp_path / "out" / "motion_quality.md").read_text() == table
+
+
 def test_intervals_and_per_sample_records(bench):
     assert bench.interval([0.5] * 10) == (0.5, 0.5) and bench.interval([1.0]) is None
     low, high = bench.interval([0.0, 1.0] * 20)
