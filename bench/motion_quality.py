@@ -157,6 +157,13 @@ STUDIES = (
 STUDY = {study.name: study for study in STUDIES}
 
 
+def reference_looks(references: str = "one") -> tuple[tuple[str, str], ...]:
+    """(shape, colour) of each reference clip, one per REFERENCE_SEEDS: the one REFERENCE, or VARIED_LOOKS."""
+    if references == "varied":
+        return VARIED_LOOKS
+    return ((REFERENCE["shape"], REFERENCE["colour"]),) * len(REFERENCE_SEEDS)
+
+
 def reference_clips(motion: str, settings: Settings) -> list[Clip]:
     """The references of a motion, captioned with their whole look ("a red square moving in a zigzag") or, with
     captions="shape", with their class alone ("a square moving in a zigzag"): then the caption does not carry the
@@ -165,9 +172,7 @@ def reference_clips(motion: str, settings: Settings) -> list[Clip]:
     pixels alone carry, as this man's street in a real clip. With references="varied" each clip has a look of its
     own (VARIED_LOOKS), as several people lifting weights teach one motion."""
     clips = []
-    for index, seed in enumerate(REFERENCE_SEEDS):
-        shape, colour = VARIED_LOOKS[index] if settings.references == "varied" else (REFERENCE["shape"],
-                                                                                      REFERENCE["colour"])
+    for seed, (shape, colour) in zip(REFERENCE_SEEDS, reference_looks(settings.references)):
         toy = make_clip(size=settings.size, frames=settings.frames, motion=motion, seed=seed, shape=shape,
                         colour=colour, background=settings.background, background_seed=BACKGROUND_SEED)
         prompt = toy.caption if settings.captions == "look" else caption(shape, None, toy.motion)
@@ -322,9 +327,8 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
         sheets.append(torch.cat([clip.permute(1, 0, 2, 3).flatten(1, 2) for clip in sheet], dim=1))
     info_path = Path(model_dir) / "toyworld.json"
     caption_eval = json.loads(info_path.read_text()).get("caption_eval", {}) if info_path.is_file() else {}
-    looks = VARIED_LOOKS if settings.references == "varied" else [tuple(REFERENCE.values())] * len(REFERENCE_SEEDS)
     return {"settings": vars(settings), "reference": REFERENCE | {"background": settings.background},
-            "reference_looks": looks,
+            "reference_looks": reference_looks(settings.references),
             "new_appearances": NEW_APPEARANCES, "model": str(model_dir), "model_caption_eval": caption_eval,
             "rows": rows, "sheet": torch.cat(sheets, dim=0)}
 
@@ -424,10 +428,11 @@ def reference_words(settings: dict) -> str:
     """The study's references, as the table's first line says them."""
     background = ("one texture behind all of them that no caption names" if settings.get("background") == "textured"
                   else "plain background")
-    if settings.get("references") == "varied":
-        looks = ", ".join(f"a {colour} {shape}" for shape, colour in VARIED_LOOKS)
-        return f"{len(REFERENCE_SEEDS)} clips per motion, each in a look of its own ({looks}; {background})"
-    return f"{len(REFERENCE_SEEDS)} clips of a {REFERENCE['colour']} {REFERENCE['shape']} ({background}) per motion"
+    looks = reference_looks(settings.get("references", "one"))
+    looks = list(dict.fromkeys(f"a {colour} {shape}" for shape, colour in looks))
+    if len(looks) > 1:
+        return f"{len(REFERENCE_SEEDS)} clips per motion, each in a look of its own ({', '.join(looks)}; {background})"
+    return f"{len(REFERENCE_SEEDS)} clips of {looks[0]} ({background}) per motion"
 
 
 def write_table(data: dict, out: Path, more: list[str] = ()) -> None:
