@@ -1,10 +1,15 @@
 """Does a small-world model follow its captions? Generate, find the shape, compare colour, shape and direction.
 
     report = evaluate(model, seeds=(0, 1))
-    report["accuracy"]   # {'colour': 0.9, 'shape': 0.7, 'direction': 0.8, 'all': 0.6}
+    report["accuracy"]   # {'colour': 0.9, 'shape': 0.7, 'direction': 0.8, 'all': 0.6, 'opposite_word': 1.0}
 
 Reading a clip needs no model: the object, its colour and its shape come from metrics.toyworld_object.find_object
 (the same reader the motion metrics use), the direction from the first-to-last move of its centre.
+
+Direction alone can hide a model that ignores the word: one that always gets the axis right and picks the sense
+from the seed's noise scores 50% on moving captions by chance. So each moving caption is also sampled, at the same
+seed, with the opposite word ("left" for "right"), and `opposite_word` is the share of those pairs that move
+opposite ways: 0 for a model that draws the same path for both words, whatever its direction score.
 """
 
 import math
@@ -18,6 +23,7 @@ from ..metrics.toyworld_object import find_object
 from .clips import COLOURS, PRETRAIN_MOTIONS, SHAPES, caption
 
 STILL = 0.12  # a centre that moves less than this fraction of the frame size is standing still
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
 
 @dataclass
@@ -88,17 +94,35 @@ def evaluate(model, prompts=None, seeds=(0, 1), steps: int = 25, cfg: float = 7.
     prompts = default_prompts() if prompts is None else list(prompts)
     if not prompts or not seeds:
         raise MotionDirectorError("caption evaluation needs at least one prompt and one seed.")
+
+    def read(prompt: str, seed: int) -> tuple[Reading, object]:
+        settings = SampleSettings(prompt=prompt, frames=frames, width=size, height=size, steps=steps, cfg=cfg,
+                                  seed=int(seed), scheduler=scheduler)
+        video = generate(model, settings)
+        return read_clip(video), video
+
     samples = []
     for prompt in prompts:
+        shape, colour, motion = parse_caption(prompt)
         for seed in seeds:
-            settings = SampleSettings(prompt=prompt, frames=frames, width=size, height=size, steps=steps, cfg=cfg,
-                                      seed=int(seed), scheduler=scheduler)
-            video = generate(model, settings)
-            reading = read_clip(video)
+            reading, video = read(prompt, seed)
             sample = {"prompt": prompt, "seed": int(seed), **score(prompt, reading), "reading": asdict(reading)}
+            if motion in OPPOSITE:
+                twin, _ = read(caption(shape, colour, OPPOSITE[motion]), seed)
+                sample["opposite_word"] = moves_opposite(motion, reading, twin)
             samples.append(sample)
             if on_sample is not None:
                 on_sample(sample, video)
     accuracy = {key: sum(s[key] for s in samples) / len(samples) for key in ("colour", "shape", "direction", "all")}
+    pairs = [s["opposite_word"] for s in samples if "opposite_word" in s]
+    accuracy["opposite_word"] = sum(pairs) / len(pairs) if pairs else None
     settings = {"steps": steps, "cfg": cfg, "frames": frames, "size": size, "scheduler": scheduler}
     return {"accuracy": accuracy, "samples": samples, "settings": settings}
+
+
+def moves_opposite(motion: str, reading: Reading, twin: Reading) -> bool:
+    """Whether a clip of `motion` and its twin (the same seed, the opposite word) move opposite ways along the
+    motion's axis, each by more than standing still."""
+    axis = 0 if motion in ("left", "right") else 1
+    a, b = reading.displacement[axis], twin.displacement[axis]
+    return reading.found and twin.found and min(abs(a), abs(b)) >= STILL and a * b < 0

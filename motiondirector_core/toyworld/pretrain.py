@@ -480,8 +480,10 @@ class _Run:
             rows.append(torch.cat(list(video), dim=1))
             mark = "ok" if sample["all"] else "WRONG"
             r = sample["reading"]
+            twin = {True: "; the opposite word moves the other way", False: "; the opposite word moves the same way",
+                    None: ""}[sample.get("opposite_word")]
             self.progress.say(f"  {sample['prompt']!r} seed {sample['seed']}: read {r['colour']} {r['shape']} "
-                              f"{r['direction']} -> {mark}")
+                              f"{r['direction']} -> {mark}{twin}")
 
         report = evaluate(model, default_prompts(cfg.eval_prompts), seeds=tuple(range(cfg.eval_seeds)),
                           steps=cfg.eval_steps, cfg=cfg.eval_cfg, frames=cfg.frames, size=cfg.size,
@@ -492,6 +494,6 @@ class _Run:
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         info["caption_eval"] = {**report["accuracy"], "samples": len(report["samples"]), **report["settings"]}
         write_json(info_path, info)
-        shown = ", ".join(f"{k} {v:.0%}" for k, v in report["accuracy"].items())
+        shown = ", ".join(f"{k} {v:.0%}" for k, v in report["accuracy"].items() if v is not None)
         self.progress.say(f"caption eval over {len(report['samples'])} samples: {shown}")
         self.progress.log({"stage": "eval", "event": "accuracy", **report["accuracy"]})

@@ -9,7 +9,7 @@ import torch
 
 from motiondirector_core.errors import MotionDirectorError
 from motiondirector_core.toyworld import architecture
-from motiondirector_core.toyworld.caption_eval import direction, parse_caption, read_clip, score
+from motiondirector_core.toyworld.caption_eval import direction, moves_opposite, parse_caption, read_clip, score
 from motiondirector_core.toyworld.clips import COLOURS, HELD_OUT_MOTIONS, MOTIONS, PRETRAIN_MOTIONS, SHAPES, caption
 from motiondirector_core.toyworld.clips import make_clip
 from motiondirector_core.toyworld.dataset import ToyDataset
@@ -117,6 +117,18 @@ def test_reading_an_empty_clip_finds_nothing_and_scores_wrong():
         read_clip(torch.zeros(32, 32, 3))
 
 
+def test_a_pair_of_opposite_words_counts_only_when_the_clips_move_opposite_ways():
+    def reading(motion, seed=0, shape="circle"):
+        return read_clip(make_clip(32, 8, shape, "red", motion, seed=seed).frames)
+
+    assert moves_opposite("left", reading("left"), reading("right", seed=1))
+    assert moves_opposite("down", reading("down"), reading("up", shape="square"))
+    assert not moves_opposite("left", reading("left"), reading("left", seed=1))  # the word ignored
+    assert not moves_opposite("up", reading("up"), reading("static"))  # the twin stands still
+    assert not moves_opposite("right", reading("right"), reading("up"))  # the twin moves on the other axis
+    assert not moves_opposite("left", reading("left"), read_clip(torch.full((8, 32, 32, 3), 0.2)))  # nothing found
+
+
 def test_helpers_direction_and_caption_parsing():
     assert [direction(*d) for d in ((0.3, 0.0), (-0.3, 0.1), (0.0, -0.2), (0.05, 0.3), (0.02, -0.03))] == [
         "right", "left", "up", "down", "static"]
@@ -157,7 +169,7 @@ def pretrained(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrain")
     script = load_script()
     common = ["--out", str(root / "model"), "--work", str(root / "work"), "--threads", "1", "--variants", "1",
-              "--vae-steps", "2", "--vae-batch", "4", "--steps", "2", "--batch", "2", "--eval-prompts", "1",
+              "--vae-steps", "2", "--vae-batch", "4", "--steps", "2", "--batch", "2", "--eval-prompts", "2",
               "--eval-seeds", "1"]
     assert script.main(common + ["--stages", "vae"]) == 0
     assert (root / "work" / "vae" / "config.json").is_file() and not (root / "model").exists()
@@ -190,8 +202,13 @@ def test_pretrain_logs_every_stage_and_records_the_caption_eval(pretrained):
     assert [r["step"] for r in records if r.get("stage") == "unet" and "step" in r] == [1, 2]
     info = json.loads((pretrained / "model" / "toyworld.json").read_text())
     assert info["native"] == {"size": 32, "frames": 8, "fps": 8}
-    assert info["pretrain"]["unet_steps"] == 2 and info["caption_eval"]["samples"] == 1
+    assert info["pretrain"]["unet_steps"] == 2 and info["caption_eval"]["samples"] == 2
     assert (work / "caption_eval.json").is_file() and (work / "caption_eval.png").is_file()
+    # the second caption moves ("... moving left"), so it was also sampled with "right" and the pair is scored
+    samples = json.loads((work / "caption_eval.json").read_text())["samples"]
+    assert samples[1]["prompt"].endswith("moving left") and isinstance(samples[1]["opposite_word"], bool)
+    assert "opposite_word" not in samples[0]  # standing still has no opposite
+    assert info["caption_eval"]["opposite_word"] == float(samples[1]["opposite_word"])
 
 
 def test_a_finished_stage_is_reused_and_other_settings_are_refused(pretrained, capsys):
