@@ -5,7 +5,7 @@ frame, and over how many of 8 seeds?
     python bench/main_job_look.py                       # runs scripts/example.sh, then seeds 0-7 -> bench/results/
     python bench/main_job_look.py --example output/example   # reuses a folder scripts/example.sh already wrote
 
-The video of seed 0 is the one scripts/example.sh writes; seeds 1-7 are the command its settings JSON records, only
+The video of seed 0 is the one scripts/example.sh writes (checked to within float noise); seeds 1-7 are the command its settings JSON records, only
 the seed changed, with the same trained motion LoRA. Every frame of every video is read alone (the colour of the
 object's core pixels and the shape of its moments, motiondirector_core/metrics/toyworld_object.py): a seed passes
 when every frame shows the prompt's colour and shape. The trajectory fidelity against the bundled references is
@@ -41,6 +41,18 @@ REFERENCES = REPO / "example_workflows" / "inputs" / "zigzag"  # the clips scrip
 REFERENCE_STRIDE, FRAMES = 2, 8  # as it reads them: every 2nd frame, the model's 8
 SEEDS = 8  # seeds 0..SEEDS-1
 ENLARGE = 3  # pixels per pixel in the picture, nearest-neighbour
+# Seed 0 rerun in another process (other thread count, other CPU kernels) need not match the example's video bit for
+# bit: float sums in another order may move a few pixels by a level or two. Another seed or command moves them by
+# about 11 levels on average, so a mean under 2 levels is the same video.
+SAME_VIDEO_MEAN_LEVELS = 2.0
+
+
+def mean_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean absolute difference of two decoded clips (uint8 [F, H, W, 3]) in levels of 255; inf when their sizes
+    differ."""
+    if a.shape != b.shape:
+        return float("inf")
+    return (a.float() - b.float()).abs().mean().item()
 
 
 def run_example(folder: Path) -> None:
@@ -82,9 +94,13 @@ def seed_videos(record: dict, folder: Path, seeds: int = SEEDS) -> list[Path]:
         if cli_main(with_seed(record["command"], seed, out)) != 0:
             raise MotionDirectorError(f"generating seed {seed} failed (see above)")
         videos.append(out)
-    if record["seed"] == 0 and not torch.equal(read_frames(Path(record["video"])), read_frames(videos[0])):
-        raise MotionDirectorError(f"seed 0 did not reproduce {record['video']}: the recorded command is not the one "
-                                  "that made it")
+    if record["seed"] == 0:
+        difference = mean_difference(read_frames(Path(record["video"])), read_frames(videos[0]))
+        if difference > SAME_VIDEO_MEAN_LEVELS:
+            raise MotionDirectorError(
+                f"seed 0 did not reproduce {record['video']} (its frames differ by {difference:.1f} levels of 255 on "
+                f"average, more than {SAME_VIDEO_MEAN_LEVELS:g}): the recorded command is not the one that made it. "
+                "Rerun `bash scripts/example.sh` into an empty folder and point --example at it.")
     return videos
 
 
