@@ -5,12 +5,12 @@ frame, and over how many of 8 seeds?
     python bench/main_job_look.py                       # runs scripts/example.sh, then seeds 0-7 -> bench/results/
     python bench/main_job_look.py --example output/example   # reuses a folder scripts/example.sh already wrote
 
-The video of seed 0 is the one scripts/example.sh writes (checked to within float noise); seeds 1-7 are the command its settings JSON records, only
-the seed changed, with the same trained motion LoRA. Every frame of every video is read alone (the colour of the
-object's core pixels and the shape of its moments, motiondirector_core/metrics/toyworld_object.py): a seed passes
-when every frame shows the prompt's colour and shape. The trajectory fidelity against the bundled references is
-given too. Writes main_job_look.md (a row per seed), .json (the whole report) and .png (the reference clip, then one
-row per seed, frames left to right).
+The video of seed 0 is the one scripts/example.sh writes (checked to within float noise); seeds 1-7 are the
+command its settings JSON records, only the seed changed, with the same trained motion LoRA. Every frame of every
+video is read alone (the colour of the object's core pixels and the shape of its moments,
+motiondirector_core/metrics/toyworld_object.py): a seed passes when every frame shows the prompt's colour and shape.
+The trajectory fidelity against the bundled references is given too. Writes main_job_look.md (a row per seed), .json
+(the whole report) and .png (the reference clip, then one row per seed, frames left to right).
 """
 
 import argparse
