@@ -72,29 +72,36 @@ def example_record(folder: Path) -> dict:
     return json.loads(records[0].read_text())
 
 
-def with_seed(command: str, seed: int, out: Path) -> list[str]:
+def with_seed(command: str, seed: int, out: Path, temporal_scale: float | None = None) -> list[str]:
     """The generate arguments of a recorded command line with its seed and output replaced (the side-by-side too:
-    the picture this script writes shows every seed)."""
+    the picture this script writes shows every seed), and the motion LoRA's strength where one is given."""
     words = shlex.split(command)
     argv = words[words.index("generate"):]
     for flag, value in (("--seed", str(seed)), ("--out", str(out))):
         argv[argv.index(flag) + 1] = value
+    if temporal_scale is not None:
+        argv[argv.index("--temporal-scale") + 1] = str(temporal_scale)
     if "--side-by-side" in argv:
         at = argv.index("--side-by-side")
         del argv[at:at + 4]  # --side-by-side CLIP --side-by-side-stride N
     return argv
 
 
-def seed_videos(record: dict, folder: Path, seeds: int = SEEDS) -> list[Path]:
-    """The recorded generate command once per seed; seed 0 must give the example's own video back."""
+def recorded_temporal_scale(record: dict) -> float:
+    return next(lora["scale"] for lora in record["loras"] if lora["kind"] == "temporal")
+
+
+def seed_videos(record: dict, folder: Path, seeds: int = SEEDS, temporal_scale: float | None = None) -> list[Path]:
+    """The recorded generate command once per seed (at another motion-LoRA strength where one is given); at the
+    recorded strength seed 0 must give the example's own video back."""
     folder.mkdir(parents=True, exist_ok=True)
     videos = []
     for seed in range(seeds):
         out = folder / f"seed_{seed}.mp4"
-        if cli_main(with_seed(record["command"], seed, out)) != 0:
+        if cli_main(with_seed(record["command"], seed, out, temporal_scale)) != 0:
             raise MotionDirectorError(f"generating seed {seed} failed (see above)")
         videos.append(out)
-    if record["seed"] == 0:
+    if record["seed"] == 0 and temporal_scale in (None, recorded_temporal_scale(record)):
         difference = mean_difference(read_frames(Path(record["video"])), read_frames(videos[0]))
         if difference > SAME_VIDEO_MEAN_LEVELS:
             raise MotionDirectorError(
@@ -144,7 +151,8 @@ def write_results(data: dict, image: torch.Tensor, out: Path, command: str, minu
         f"# The main job's look over {data['seeds']} seeds",
         "",
         f"Made by `{command}` in {minutes:.0f} min: scripts/example.sh (train on the three bundled zigzag clips, "
-        f"generate \"{data['prompt']}\"), then its recorded generate command at seeds 0-{data['seeds'] - 1}. "
+        f"generate \"{data['prompt']}\"), then its recorded generate command at seeds 0-{data['seeds'] - 1}, "
+        f"the motion LoRA at strength {data['temporal_scale']:g}. "
         "Each frame's colour and shape are read from that frame alone; a seed keeps the look when every frame "
         "shows the prompt's. Trajectory fidelity: -1..1 against the references' path.",
         "",
@@ -170,6 +178,8 @@ def main(argv=None) -> int:
                         "into output/bench/main_job)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="results folder")
     parser.add_argument("--seeds", type=int, default=SEEDS, help=f"how many seeds, from 0 (default {SEEDS})")
+    parser.add_argument("--temporal-scale", type=float, help="rerun the seeds at this motion-LoRA strength "
+                        "(default: the recorded one; seed 0 is checked against the example's video only there)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -182,7 +192,8 @@ def main(argv=None) -> int:
     record = example_record(folder)
     if args.seeds < 1:
         raise SystemExit(f"--seeds must be at least 1, got {args.seeds}")
-    data, image = report(record, seed_videos(record, folder / "seeds", args.seeds))
+    data, image = report(record, seed_videos(record, folder / "seeds", args.seeds, args.temporal_scale))
+    data["temporal_scale"] = recorded_temporal_scale(record) if args.temporal_scale is None else args.temporal_scale
     command = "python bench/main_job_look.py " + " ".join(sys.argv[1:] if argv is None else argv)
     write_results(data, image, args.out, command.strip(), (time.time() - began) / 60)
     print(f"the prompt's look in every frame: {data['kept_every_frame']} of {data['seeds']} seeds; "

@@ -94,3 +94,14 @@ def test_clips_of_another_size_are_never_the_same_video():
     clip = torch.zeros(8, 32, 32, 3, dtype=torch.uint8)
     assert look.mean_difference(clip, clip) == 0.0
     assert look.mean_difference(clip, clip[:, :16]) == float("inf")
+
+
+def test_the_look_check_reruns_the_seeds_at_another_motion_strength(example, tmp_path):
+    out, _ = example
+    look = load_bench("main_job_look")
+    assert look.main(["--example", str(out), "--seeds", "1", "--temporal-scale", "0.5", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "main_job_look.json").read_text())
+    assert data["temporal_scale"] == 0.5 and data["seeds"] == 1
+    assert "the motion LoRA at strength 0.5" in (tmp_path / "main_job_look.md").read_text()
+    # a weaker motion LoRA is another video, so seed 0 is not held to the example's
+    assert look.mean_difference(read_video(out / "seeds" / "seed_0.mp4")[0], read_video(out / VIDEO)[0]) > 0
