@@ -43,6 +43,10 @@ with part of its layers left out (no training of their own), show where a leak l
 
     full:attention      only the temporal self-attention layers (attn1, attn2) of the motion LoRA
     full:feed-forward   only the temporal transformers' feed-forward layers (ff), which act on each position alone
+
+and, with --motion-scales, the whole of it at other strengths (the paper's gamma, which trades motion for look):
+
+    full@0.75           the full variant's motion LoRA sampled at strength 0.75
  Scores against the references (metrics/evaluate.py):
 motion fidelity (point tracks compared both ways), the object's trajectory fidelity, text alignment (colour and
 shape the prompt names) and appearance leakage (the reference's colour or shape instead).
@@ -117,6 +121,7 @@ class Settings:
     captions: str = "look"  # look: the references' captions name colour and shape; shape: the shape alone
     background: str = "plain"  # textured: the references share one texture that no caption names
     references: str = "one"  # varied: each reference clip has its own look (VARIED_LOOKS), no look in common
+    motion_scales: tuple[float, ...] = ()  # strengths other than 1 at which the full motion LoRA is also sampled
 
 
 @dataclass(frozen=True)
@@ -206,9 +211,13 @@ def motion_layers(lora: LoraSet, kept: tuple[str, ...]) -> LoraSet:
     return LoraSet(tuple(loras), f"{lora.source} {kept}")
 
 
-def sample_variant(base: Pipeline, lora: LoraSet | None, motion: str,
-                   settings: Settings) -> list[tuple[str, torch.Tensor]]:
-    pipeline = base if lora is None else base.with_loras(lora, motion_scale=1.0, appearance_scale=0.0)
+def strength_probe(scale: float) -> str:
+    return f"full@{scale:g}"
+
+
+def sample_variant(base: Pipeline, lora: LoraSet | None, motion: str, settings: Settings,
+                   motion_scale: float = 1.0) -> list[tuple[str, torch.Tensor]]:
+    pipeline = base if lora is None else base.with_loras(lora, motion_scale=motion_scale, appearance_scale=0.0)
     pipeline.activate()
     samples = []
     for shape, colour in NEW_APPEARANCES:
@@ -304,20 +313,23 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
     for motion in settings.motions:
         references = reference_clips(motion, settings)
         sheet = [references[0].frames]
-        trained = {}
-        for variant in (*settings.variants, *(PROBES if "full" in settings.variants else ())):
+        trained, strengths = {}, {strength_probe(x): x for x in settings.motion_scales}
+        probes = (*PROBES, *strengths) if "full" in settings.variants else ()
+        for variant in (*settings.variants, *probes):
             if variant in PROBES:
                 lora, seconds = motion_layers(trained["full"], PROBES[variant]), 0.0
+            elif variant in strengths:
+                lora, seconds = trained["full"], 0.0
             elif variant == "base":
                 lora, seconds = None, 0.0
             else:
                 lora, seconds = train_variant(model, variant, motion, references, settings, work)
                 trained[variant] = lora
-            samples = sample_variant(base, lora, motion, settings)
+            samples = sample_variant(base, lora, motion, settings, strengths.get(variant, 1.0))
             scores = score(samples, references, textured=settings.background == "textured",
                            varied=settings.references == "varied")
             rows.append({"motion": motion, "variant": variant, "train_seconds": round(seconds, 1), **scores})
-            if variant not in PROBES:
+            if variant not in probes:
                 sheet.append(samples[0][1])
             leakage = "-" if scores["leakage"] is None else f"{scores['leakage']:.2f}"
             printer(f"{motion:8s} {variant:8s} motion {scores['motion_fidelity']:.3f} "
@@ -456,7 +468,8 @@ def write_table(data: dict, out: Path, more: list[str] = ()) -> None:
         "alone). Colour, shape and path are read from the pixels (motiondirector_core/metrics); the base model "
         f"draws the asked shape in {shape_rate} of samples (its caption check), so a misread or misdrawn shape "
         "counts as leaked square now and then even without any training. Rows full:attention and "
-        "full:feed-forward sample the full variant's motion LoRA restricted to those temporal layers. In brackets: "
+        "full:feed-forward sample the full variant's motion LoRA restricted to those temporal layers"
+        + (", rows full@X the whole of it at strength X" if s.get("motion_scales") else "") + ". In brackets: "
         "95% bootstrap intervals of the mean over the row's samples; call two rows different only where they part."
         + (" Background share: how much of the references' texture a sample's backdrop carries (least-squares "
            "slope, 1 the texture at full contrast, 0 none; metrics/toyworld_background.py)."
@@ -494,6 +507,8 @@ def parse_args(argv=None):
                         "each in a look of its own")
     parser.add_argument("--variants", help=f"comma-separated variants to run (default {','.join(VARIANTS)}; also "
                                            f"{', '.join(EXTRA_VARIANTS)}); the probes run with full")
+    parser.add_argument("--motion-scales", help="comma-separated strengths other than 1 at which the full "
+                        "variant's motion LoRA is also sampled (rows full@X), e.g. 0.75,0.5")
     parser.add_argument("--model", type=Path, default=MODEL, help="the small-world model folder")
     parser.add_argument("--out", type=Path, help="results folder of a run with changed settings (output/bench with "
                                                  "--quick); the studies write under bench/results")
@@ -505,7 +520,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-CHANGES = ("motions", "steps", "lr", "rank", "captions", "background", "references", "variants")
+CHANGES = ("motions", "steps", "lr", "rank", "captions", "background", "references", "variants", "motion_scales")
 
 
 def changed_settings(args, settings: Settings) -> Settings:
@@ -517,6 +532,14 @@ def changed_settings(args, settings: Settings) -> Settings:
         unknown = sorted(set(settings.variants) - set(VARIANTS) - set(EXTRA_VARIANTS))
         if unknown:
             raise SystemExit(f"unknown variants {unknown}: use {', '.join(VARIANTS + EXTRA_VARIANTS)}")
+    if args.motion_scales:
+        try:
+            settings.motion_scales = tuple(float(x) for x in args.motion_scales.split(","))
+        except ValueError:
+            raise SystemExit("--motion-scales takes comma-separated numbers, e.g. 0.75,0.5; "
+                             f"got {args.motion_scales!r}")
+        if "full" not in settings.variants:
+            raise SystemExit("--motion-scales samples the full variant's motion LoRA: include full in --variants")
     for name in ("captions", "background", "references", "steps", "lr", "rank"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))

@@ -46,6 +46,30 @@ def test_every_variant_is_trained_sampled_and_scored(bench, tiny_model_dir, tmp_
     assert (tmp_path / "out" / "motion_quality.md").read_text() == table
 
 
+def test_the_full_motion_lora_is_also_sampled_at_other_strengths(bench, tiny_model_dir, tmp_path):
+    settings = bench.Settings(motions=("orbit",), steps=2, rank=4, sample_seeds=(0,), sample_steps=2,
+                              variants=("full",), motion_scales=(0.5, 0.0))
+    result = bench.run(settings, tmp_path / "runs", tiny_model_dir, printer=lambda line: None)
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert list(rows) == ["full", *bench.PROBES, "full@0.5", "full@0"]
+    assert rows["full@0.5"]["train_seconds"] == 0 and rows["full@0.5"]["samples"] == len(bench.NEW_APPEARANCES)
+    # a weaker motion LoRA is another video of the same seed, and at 0 it is the base model's
+    assert rows["full@0.5"]["per_sample"] != rows["full"]["per_sample"]
+    base = bench.run(bench.Settings(motions=("orbit",), steps=2, rank=4, sample_seeds=(0,), sample_steps=2,
+                                    variants=("base",)), tmp_path / "base", tiny_model_dir, printer=lambda line: None)
+    assert rows["full@0"]["per_sample"] == base["rows"][0]["per_sample"]
+    bench.write_results(result, tmp_path / "out", "python bench/motion_quality.py --motion-scales 0.5,0", 0.1)
+    table = (tmp_path / "out" / "motion_quality.md").read_text()
+    assert "| all | full@0.5 |" in table and "rows full@X the whole of it at strength X" in table
+
+
+def test_motion_scales_need_the_full_variant_and_numbers(bench):
+    for argv, message in ((["--variants", "coupled", "--motion-scales", "0.5"], "include full"),
+                          (["--motion-scales", "half"], "comma-separated numbers")):
+        with pytest.raises(SystemExit, match=message):
+            bench.changed_settings(bench.parse_args(argv), bench.Settings())
+
+
 def test_a_probe_keeps_only_the_named_layers_of_the_motion_lora(bench):
     layer = "down_blocks.0.temp_attentions.0.transformer_blocks.0"
     state = {f"{layer}.{part}.lora_{ab}.weight": torch.ones(2, 2)
