@@ -40,7 +40,7 @@ def test_the_main_job_writes_a_video_its_settings_and_a_side_by_side_picture(exa
     assert tuple(frames.shape) == (8, 32, 32, 3)
     record = json.loads(video.with_suffix(".json").read_text())
     assert record["model_name"] == "toyworld-t2v" and record["prompt"] == "a purple circle moving in a zigzag"
-    assert [lora["kind"] for lora in record["loras"]] == ["temporal"]
+    assert [(lora["kind"], lora["scale"]) for lora in record["loras"]] == [("temporal", 0.75)]
     (run,) = out.glob("run-*")
     assert (run / "final" / "temporal.safetensors").is_file()
     picture = Image.open(out / "a_purple_circle_moving_in_a_zigzag_side_by_side.png")
@@ -54,6 +54,7 @@ def test_the_look_check_reruns_the_main_jobs_command_per_seed_and_reads_every_fr
 
     data = json.loads((tmp_path / "main_job_look.json").read_text())
     assert data["seeds"] == 2 and [row["seed"] for row in data["rows"]] == [0, 1]
+    assert data["temporal_scale"] == 0.75  # the strength the main job samples at
     # seed 0 is the example's own video (the script checks the frames, to within float noise); seed 1 another one
     example_video, same = read_video(out / VIDEO)[0], look.SAME_VIDEO_MEAN_LEVELS
     assert look.mean_difference(read_video(out / "seeds" / "seed_0.mp4")[0], example_video) <= same
