@@ -47,7 +47,8 @@ with part of its layers left out (no training of their own), show where a leak l
 and, with --motion-scales, the whole of it at other strengths (the paper's gamma, which trades motion for look):
 
     full@0.75           the full variant's motion LoRA sampled at strength 0.75
- Scores against the references (metrics/evaluate.py):
+
+Scores against the references (metrics/evaluate.py):
 motion fidelity (point tracks compared both ways), the object's trajectory fidelity, text alignment (colour and
 shape the prompt names) and appearance leakage (the reference's colour or shape instead).
 """
