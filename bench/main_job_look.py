@@ -72,15 +72,13 @@ def example_record(folder: Path) -> dict:
     return json.loads(records[0].read_text())
 
 
-def with_seed(command: str, seed: int, out: Path, temporal_scale: float | None = None) -> list[str]:
-    """The generate arguments of a recorded command line with its seed and output replaced (the side-by-side too:
-    the picture this script writes shows every seed), and the motion LoRA's strength where one is given."""
+def with_seed(command: str, seed: int, out: Path, temporal_scale: float) -> list[str]:
+    """The generate arguments of a recorded command line with its seed, output and motion-LoRA strength replaced
+    (the side-by-side dropped: the picture this script writes shows every seed)."""
     words = shlex.split(command)
     argv = words[words.index("generate"):]
-    for flag, value in (("--seed", str(seed)), ("--out", str(out))):
+    for flag, value in (("--seed", str(seed)), ("--out", str(out)), ("--temporal-scale", str(temporal_scale))):
         argv[argv.index(flag) + 1] = value
-    if temporal_scale is not None:
-        argv[argv.index("--temporal-scale") + 1] = str(temporal_scale)
     if "--side-by-side" in argv:
         at = argv.index("--side-by-side")
         del argv[at:at + 4]  # --side-by-side CLIP --side-by-side-stride N
@@ -91,9 +89,9 @@ def recorded_temporal_scale(record: dict) -> float:
     return next(lora["scale"] for lora in record["loras"] if lora["kind"] == "temporal")
 
 
-def seed_videos(record: dict, folder: Path, seeds: int = SEEDS, temporal_scale: float | None = None) -> list[Path]:
-    """The recorded generate command once per seed (at another motion-LoRA strength where one is given); at the
-    recorded strength seed 0 must give the example's own video back."""
+def seed_videos(record: dict, folder: Path, seeds: int, temporal_scale: float) -> list[Path]:
+    """The recorded generate command once per seed at the given motion-LoRA strength; at the recorded strength seed
+    0 must give the example's own video back."""
     folder.mkdir(parents=True, exist_ok=True)
     videos = []
     for seed in range(seeds):
@@ -101,7 +99,7 @@ def seed_videos(record: dict, folder: Path, seeds: int = SEEDS, temporal_scale: 
         if cli_main(with_seed(record["command"], seed, out, temporal_scale)) != 0:
             raise MotionDirectorError(f"generating seed {seed} failed (see above)")
         videos.append(out)
-    if record["seed"] == 0 and temporal_scale in (None, recorded_temporal_scale(record)):
+    if record["seed"] == 0 and temporal_scale == recorded_temporal_scale(record):
         difference = mean_difference(read_frames(Path(record["video"])), read_frames(videos[0]))
         if difference > SAME_VIDEO_MEAN_LEVELS:
             raise MotionDirectorError(
@@ -192,8 +190,9 @@ def main(argv=None) -> int:
     record = example_record(folder)
     if args.seeds < 1:
         raise SystemExit(f"--seeds must be at least 1, got {args.seeds}")
-    data, image = report(record, seed_videos(record, folder / "seeds", args.seeds, args.temporal_scale))
-    data["temporal_scale"] = recorded_temporal_scale(record) if args.temporal_scale is None else args.temporal_scale
+    scale = recorded_temporal_scale(record) if args.temporal_scale is None else args.temporal_scale
+    data, image = report(record, seed_videos(record, folder / "seeds", args.seeds, scale))
+    data["temporal_scale"] = scale
     command = "python bench/main_job_look.py " + " ".join(sys.argv[1:] if argv is None else argv)
     write_results(data, image, args.out, command.strip(), (time.time() - began) / 60)
     print(f"the prompt's look in every frame: {data['kept_every_frame']} of {data['seeds']} seeds; "

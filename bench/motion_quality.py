@@ -311,11 +311,12 @@ def run(settings: Settings, work: Path, model_dir: Path = MODEL, printer=print) 
     model = load_model(model_dir, dtype="fp32", device="cpu")
     base = Pipeline(model)
     rows, sheets = [], []
+    strengths = {strength_probe(x): x for x in settings.motion_scales}
+    probes = (*PROBES, *strengths) if "full" in settings.variants else ()
     for motion in settings.motions:
         references = reference_clips(motion, settings)
         sheet = [references[0].frames]
-        trained, strengths = {}, {strength_probe(x): x for x in settings.motion_scales}
-        probes = (*PROBES, *strengths) if "full" in settings.variants else ()
+        trained = {}
         for variant in (*settings.variants, *probes):
             if variant in PROBES:
                 lora, seconds = motion_layers(trained["full"], PROBES[variant]), 0.0
