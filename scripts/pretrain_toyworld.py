@@ -62,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--vae-from", default=None,
                         help="reuse the VAE of this model folder (trained with the same VAE settings) instead of "
                              "training one, e.g. models/toyworld-t2v")
+    parser.add_argument("--text-encoder-from", default=None,
+                        help="take the tokenizer and text encoder of this model folder and keep them frozen, as a "
+                             "real model's CLIP is (the UNet alone trains), e.g. output/candidates/toyworld-t2v-first")
     parser.add_argument("--checkpoint-minutes", type=float, default=DEFAULTS.checkpoint_minutes)
     parser.add_argument("--eval-prompts", type=int, default=DEFAULTS.eval_prompts)
     parser.add_argument("--eval-seeds", type=int, default=DEFAULTS.eval_seeds)
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
             latent_channels=args.latent_channels, vae_steps=args.vae_steps, vae_batch=args.vae_batch,
             vae_lr=args.vae_lr,
             batch=args.batch, lr=args.lr, variants=args.variants, colour_dropout=args.colour_dropout,
-            vae_from=args.vae_from,
+            vae_from=args.vae_from, text_encoder_from=args.text_encoder_from,
             checkpoint_minutes=args.checkpoint_minutes, eval_prompts=args.eval_prompts, eval_seeds=args.eval_seeds,
             eval_cfg=args.eval_cfg, extra_info={"command": command.strip()},
         )

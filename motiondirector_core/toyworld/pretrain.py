@@ -7,13 +7,14 @@ its latest checkpoint):
 2. latents: encode every pretraining clip with the frozen VAE (posterior mean x scaling factor), once.
 3. unet: train the UNet and the text encoder jointly on the v-prediction loss (AdamW, warm-up + cosine, EMA of the
    weights, 10% empty captions for classifier-free guidance; colour_dropout of the others name the shape alone).
+   With text_encoder_from, the text encoder (and tokenizer) of that model is taken and kept frozen, as a real
+   text-to-video model's CLIP is, and the UNet alone learns to read it.
 4. save: the EMA weights (fp16), VAE, tokenizer, scheduler and model_index.json into `out`, loadable by load_model.
 5. eval: caption_eval on a few prompts x seeds; the accuracies go into out/toyworld.json.
 
     pretrain(PretrainConfig(out="models/toyworld-t2v", device="cpu"))
 """
 
-import dataclasses
 import json
 import shutil
 import time
@@ -45,7 +46,7 @@ INFO_FILE = "toyworld.json"
 FORMER_DEFAULTS = {"latent_factor": 4, "latent_channels": 4}
 SIGNATURE = ("seed", "size", "frames", "variants", "latent_factor", "latent_channels", "vae_steps", "vae_batch",
              "vae_lr", "kl_weight", "shape_weight", "batch", "lr", "warmup", "weight_decay", "ema_decay",
-             "caption_dropout", "colour_dropout", "grad_clip")
+             "caption_dropout", "colour_dropout", "grad_clip", "text_encoder_from")
 # The settings a VAE depends on: a VAE taken from another model (vae_from) must have been trained with these.
 VAE_SIGNATURE = ("seed", "size", "frames", "variants", "latent_factor", "latent_channels", "vae_steps", "vae_batch",
                  "vae_lr", "kl_weight", "shape_weight")
@@ -87,6 +88,9 @@ class PretrainConfig:
     eval_steps: int = 25
     eval_cfg: float = 7.5
     vae_from: str | Path | None = None  # a model folder whose VAE (trained with the same VAE settings) is reused
+    # A model folder whose tokenizer and text encoder are taken and kept frozen. Trained jointly from nothing, the
+    # shipped model's encoder came to give "left" and "right" the same hidden state (cosine 1.00 at that token).
+    text_encoder_from: str | Path | None = None
     extra_info: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -115,7 +119,8 @@ class PretrainConfig:
                 f"size must be a multiple of {self.latent_factor} (the VAE's factor), got {self.size}.")
 
     def signature(self) -> dict:
-        return {key: getattr(self, key) for key in SIGNATURE}
+        values = {key: getattr(self, key) for key in SIGNATURE}
+        return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
 
 
 def step_captions(named: torch.Tensor, shape_only: torch.Tensor, empty: int, cfg: PretrainConfig,
@@ -149,7 +154,10 @@ class _Run:
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         tokenizer_dir = self.work / "tokenizer"
         if not (tokenizer_dir / "vocab.json").is_file():
-            write_tokenizer(tokenizer_dir, architecture.MAX_TOKENS)
+            if self.cfg.text_encoder_from is None:
+                write_tokenizer(tokenizer_dir, architecture.MAX_TOKENS)
+            else:
+                shutil.copytree(self._text_encoder_source() / "tokenizer", tokenizer_dir)
         for stage in STAGES:
             if stage in self.cfg.stages:
                 began = time.time()
@@ -173,6 +181,33 @@ class _Run:
                 )
         else:
             write_json(path, wanted)
+
+    def _text_encoder_source(self) -> Path:
+        """The text_encoder_from folder, checked: a CLIP text encoder and a tokenizer that reads every caption word
+        as one token, as this world's own does."""
+        from .vocab import caption_words
+
+        model = Path(self.cfg.text_encoder_from).expanduser()
+        if not (model / "text_encoder" / "config.json").is_file() or not (model / "tokenizer" / "vocab.json").is_file():
+            raise MotionDirectorError(
+                f"text_encoder_from {model} has no text_encoder/ and tokenizer/: pass a model folder made by "
+                f"scripts/pretrain_toyworld.py, such as models/toyworld-t2v.")
+        tokenizer = load_tokenizer(model / "tokenizer")
+        split = [w for w in caption_words() if len(tokenizer(w, add_special_tokens=False).input_ids) != 1]
+        if split:
+            raise MotionDirectorError(
+                f"the tokenizer of {model} does not read {', '.join(split[:5])} as one token each, as this world's "
+                f"captions need: take the text encoder of a small-world model of today's captions.")
+        return model
+
+    def _text_encoder(self, tokenizer):
+        """The fresh text encoder to train, or the frozen one of text_encoder_from."""
+        if self.cfg.text_encoder_from is None:
+            return architecture.build_text_encoder(tokenizer)
+        from transformers import CLIPTextModel
+
+        encoder = CLIPTextModel.from_pretrained(self._text_encoder_source() / "text_encoder", torch_dtype=torch.float32)
+        return encoder.requires_grad_(False).eval()
 
     # ---- data -----------------------------------------------------------------------------------------
 
@@ -341,8 +376,9 @@ class _Run:
         empty = len(captions) + len(shape_only)
         torch.manual_seed(cfg.seed)
         unet = architecture.build_unet(cfg.latent_factor, cfg.latent_channels).to(self.device)
-        text_encoder = architecture.build_text_encoder(tokenizer).to(self.device)
-        params = list(unet.parameters()) + list(text_encoder.parameters())
+        text_encoder = self._text_encoder(tokenizer).to(self.device)
+        frozen = cfg.text_encoder_from is not None
+        params = list(unet.parameters()) + ([] if frozen else list(text_encoder.parameters()))
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         ema = EMA(params, cfg.ema_decay)
         checkpoint_path = self.work / "unet_checkpoint.pt"
@@ -367,7 +403,11 @@ class _Run:
         calibrate = self.deadline is not None and state is None
         scheduler = scheduler_from_config(DDPMScheduler, architecture.SCHEDULER_CONFIG)
         unet.train()
-        text_encoder.train()
+        if frozen:
+            with torch.no_grad():
+                encoded = text_encoder(tokens.to(self.device))[0]  # every caption once: the encoder never changes
+        else:
+            text_encoder.train()
         timer, last_save, step, unet_began = StepTimer(), time.time(), start, time.time()
 
         def save(step_done: int) -> None:
@@ -384,7 +424,7 @@ class _Run:
             noise = torch.randn(x0.shape, generator=g).to(self.device)
             t = torch.randint(scheduler.config.num_train_timesteps, (cfg.batch,), generator=g)
             ids = step_captions(caption_ids[index], shape_only_ids[index], empty, cfg, g)
-            hidden = text_encoder(tokens[ids].to(self.device))[0]
+            hidden = encoded[ids.to(self.device)] if frozen else text_encoder(tokens[ids].to(self.device))[0]
             t = t.to(self.device)
             noisy, target = scheduler.add_noise(x0, noise, t), scheduler.get_velocity(x0, noise, t)
             pred = unet(noisy, t, encoder_hidden_states=hidden).sample
@@ -432,8 +472,9 @@ class _Run:
         tokenizer_dir = self.work / "tokenizer"
         tokenizer = load_tokenizer(tokenizer_dir)
         unet = architecture.build_unet(self.cfg.latent_factor, self.cfg.latent_channels)
-        text_encoder = architecture.build_text_encoder(tokenizer)
-        params = list(unet.parameters()) + list(text_encoder.parameters())
+        text_encoder = self._text_encoder(tokenizer)
+        frozen = self.cfg.text_encoder_from is not None
+        params = list(unet.parameters()) + ([] if frozen else list(text_encoder.parameters()))
         ema = EMA(params, self.cfg.ema_decay)
         ema.load_state_dict(state["ema"])
         ema.copy_to(params)
@@ -453,7 +494,7 @@ class _Run:
 
     def _info(self, unet, vae, text_encoder, unet_steps: int, extended_from: list[int]) -> dict:
         cfg = self.cfg
-        settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k in SIGNATURE}
+        settings = cfg.signature()
         return {
             "about": "MotionDirector's small-world text-to-video model, made by scripts/pretrain_toyworld.py",
             "native": {"size": cfg.size, "frames": cfg.frames, "fps": architecture.FPS},

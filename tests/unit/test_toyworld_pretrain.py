@@ -395,3 +395,43 @@ def test_a_vae_taken_from_a_model_is_reused_and_its_settings_are_checked(pretrai
     with pytest.raises(MotionDirectorError, match="not a small-world model folder"):
         pretrain(PretrainConfig(out=tmp_path / "m3", work=tmp_path / "w3", variants=1, vae_from=tmp_path,
                                 stages=("vae",)), printer=lambda line: None)
+
+
+def test_a_frozen_text_encoder_is_taken_from_a_model_and_checked(pretrained, tmp_path):
+    from transformers import CLIPTextModel
+
+    source = pretrained / "model"
+    script = load_script()
+    common = ["--out", str(tmp_path / "model"), "--work", str(tmp_path / "work"), "--threads", "1", "--variants",
+              "1", "--vae-steps", "2", "--vae-batch", "4", "--steps", "2", "--batch", "2", "--eval-prompts", "1",
+              "--eval-seeds", "1"]
+    assert script.main(common + ["--vae-from", str(source), "--text-encoder-from", str(source)]) == 0
+    # the saved encoder is the source's, bit for bit, and so is the tokenizer: the UNet alone trained
+    saved = CLIPTextModel.from_pretrained(tmp_path / "model" / "text_encoder").state_dict()
+    for name, weight in CLIPTextModel.from_pretrained(source / "text_encoder").state_dict().items():
+        assert torch.equal(saved[name], weight), name
+    for name in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "model" / "tokenizer" / name).read_bytes() == (source / "tokenizer" / name).read_bytes()
+    state = load_checkpoint(tmp_path / "work" / "unet_checkpoint.pt")
+    unet_count = sum(1 for _ in architecture.build_unet().parameters())
+    assert len(state["ema"]) == unet_count  # no averaged copy of a frozen encoder
+    info = json.loads((tmp_path / "model" / "toyworld.json").read_text())["pretrain"]
+    assert info["text_encoder_from"] == str(source)
+    # a run with its own encoder records none, and its work folder will not resume a frozen-encoder run
+    assert json.loads((source / "toyworld.json").read_text())["pretrain"]["text_encoder_from"] is None
+    with pytest.raises(MotionDirectorError, match="text_encoder_from: .* -> None"):
+        pretrain(PretrainConfig(out=tmp_path / "model", work=tmp_path / "work", variants=1, vae_steps=2,
+                                vae_batch=4, unet_steps=2, batch=2, stages=("unet",)), printer=lambda line: None)
+
+
+def test_a_text_encoder_source_without_the_caption_words_is_refused(pretrained, tmp_path):
+    with pytest.raises(MotionDirectorError, match="has no text_encoder/ and tokenizer/"):
+        pretrain(PretrainConfig(out=tmp_path / "m", work=tmp_path / "w", variants=1, text_encoder_from=tmp_path,
+                                stages=("unet",)), printer=lambda line: None)
+    other = tmp_path / "other"
+    shutil.copytree(pretrained / "model", other)
+    write_tokenizer(other / "tokenizer", max_length=16, words=["a", "red", "circle"])
+    with pytest.raises(MotionDirectorError, match="does not read .* as one token each"):
+        pretrain(PretrainConfig(out=tmp_path / "m2", work=tmp_path / "w2", variants=1, text_encoder_from=other,
+                                stages=("unet",)), printer=lambda line: None)
+    assert not (tmp_path / "w2" / "tokenizer").exists()
