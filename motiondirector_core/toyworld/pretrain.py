@@ -147,17 +147,24 @@ class _Run:
         self.progress = Progress(self.work / LOG_FILE, printer)
         self.data = ToyDataset(config.size, config.frames, config.variants, config.seed)
         self._pixels = self._foreground = None
+        self.frozen_text_encoder: Path | None = None  # text_encoder_from, once checked
+
+    @property
+    def frozen(self) -> bool:
+        return self.cfg.text_encoder_from is not None
 
     def execute(self) -> Path:
         self._check_work_folder()
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        if self.frozen:
+            self.frozen_text_encoder = self._text_encoder_source()
         tokenizer_dir = self.work / "tokenizer"
         if not (tokenizer_dir / "vocab.json").is_file():
-            if self.cfg.text_encoder_from is None:
-                write_tokenizer(tokenizer_dir, architecture.MAX_TOKENS)
+            if self.frozen:
+                shutil.copytree(self.frozen_text_encoder / "tokenizer", tokenizer_dir)
             else:
-                shutil.copytree(self._text_encoder_source() / "tokenizer", tokenizer_dir)
+                write_tokenizer(tokenizer_dir, architecture.MAX_TOKENS)
         for stage in STAGES:
             if stage in self.cfg.stages:
                 began = time.time()
@@ -202,12 +209,16 @@ class _Run:
 
     def _text_encoder(self, tokenizer):
         """The fresh text encoder to train, or the frozen one of text_encoder_from."""
-        if self.cfg.text_encoder_from is None:
+        if not self.frozen:
             return architecture.build_text_encoder(tokenizer)
         from transformers import CLIPTextModel
 
-        encoder = CLIPTextModel.from_pretrained(self._text_encoder_source() / "text_encoder", torch_dtype=torch.float32)
+        encoder = CLIPTextModel.from_pretrained(self.frozen_text_encoder / "text_encoder", torch_dtype=torch.float32)
         return encoder.requires_grad_(False).eval()
+
+    def _trained_parameters(self, unet, text_encoder) -> list:
+        """What the optimizer and the EMA hold: the UNet's parameters, and the text encoder's unless it is frozen."""
+        return list(unet.parameters()) + ([] if self.frozen else list(text_encoder.parameters()))
 
     # ---- data -----------------------------------------------------------------------------------------
 
@@ -377,8 +388,7 @@ class _Run:
         torch.manual_seed(cfg.seed)
         unet = architecture.build_unet(cfg.latent_factor, cfg.latent_channels).to(self.device)
         text_encoder = self._text_encoder(tokenizer).to(self.device)
-        frozen = cfg.text_encoder_from is not None
-        params = list(unet.parameters()) + ([] if frozen else list(text_encoder.parameters()))
+        params = self._trained_parameters(unet, text_encoder)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         ema = EMA(params, cfg.ema_decay)
         checkpoint_path = self.work / "unet_checkpoint.pt"
@@ -403,7 +413,7 @@ class _Run:
         calibrate = self.deadline is not None and state is None
         scheduler = scheduler_from_config(DDPMScheduler, architecture.SCHEDULER_CONFIG)
         unet.train()
-        if frozen:
+        if self.frozen:
             with torch.no_grad():
                 encoded = text_encoder(tokens.to(self.device))[0]  # every caption once: the encoder never changes
         else:
@@ -424,7 +434,7 @@ class _Run:
             noise = torch.randn(x0.shape, generator=g).to(self.device)
             t = torch.randint(scheduler.config.num_train_timesteps, (cfg.batch,), generator=g)
             ids = step_captions(caption_ids[index], shape_only_ids[index], empty, cfg, g)
-            hidden = encoded[ids.to(self.device)] if frozen else text_encoder(tokens[ids].to(self.device))[0]
+            hidden = encoded[ids.to(self.device)] if self.frozen else text_encoder(tokens[ids].to(self.device))[0]
             t = t.to(self.device)
             noisy, target = scheduler.add_noise(x0, noise, t), scheduler.get_velocity(x0, noise, t)
             pred = unet(noisy, t, encoder_hidden_states=hidden).sample
@@ -473,8 +483,7 @@ class _Run:
         tokenizer = load_tokenizer(tokenizer_dir)
         unet = architecture.build_unet(self.cfg.latent_factor, self.cfg.latent_channels)
         text_encoder = self._text_encoder(tokenizer)
-        frozen = self.cfg.text_encoder_from is not None
-        params = list(unet.parameters()) + ([] if frozen else list(text_encoder.parameters()))
+        params = self._trained_parameters(unet, text_encoder)
         ema = EMA(params, self.cfg.ema_decay)
         ema.load_state_dict(state["ema"])
         ema.copy_to(params)
